@@ -1,0 +1,1 @@
+"""RetinaNet, built step by step."""
