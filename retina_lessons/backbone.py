@@ -1,0 +1,140 @@
+"""The backbone: a ResNet whose stages 3, 4 and 5 are tapped as C3, C4, C5 (strides 8, 16, 32).
+
+Paper, Section 3.4: RetinaNet builds its pyramid on ResNet; C2 is skipped "for computational
+reasons" (at stride 4 it would hold four times as many anchors as P3). A tap is the *output* of a
+stage (after its last block's residual sum and ReLU), which is exactly what torchvision's
+``IntermediateLayerGetter`` returns for ``layer2``, ``layer3`` and ``layer4``.
+
+Frozen BatchNorm: a detector trains with a few images per GPU, far too few for batch statistics, so
+a pretrained backbone keeps its BatchNorm fixed. "Fixed" must mean both the running statistics *and*
+the affine weight and bias: `FrozenBatchNorm2d` holds all four as buffers, so no optimiser can move
+them. (Calling ``.eval()`` on a BatchNorm only freezes the statistics; its weight and bias still train.)
+
+Taught in ``notebooks/01_resnet_taps.ipynb``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torchvision
+from torch import Tensor, nn
+
+from .config import GROUP_NORM_GROUPS
+
+STAGE_CHANNELS = {  # output channels of C3, C4, C5
+    "resnet18": (128, 256, 512),
+    "resnet34": (128, 256, 512),
+    "resnet50": (512, 1024, 2048),
+    "resnet101": (512, 1024, 2048),
+    "resnet152": (512, 1024, 2048),
+}
+# Trainable parts, from the top: trainable_layers=3 trains layer4, layer3, layer2 (torchvision's default).
+TRAINABLE_ORDER = ("layer4", "layer3", "layer2", "layer1", "conv1")
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """BatchNorm with fixed statistics and affine parameters: y = x * scale + shift.
+
+    scale = weight / sqrt(running_var + eps), shift = bias - running_mean * scale. All four tensors
+    are buffers, not parameters. State-dict compatible with ``nn.BatchNorm2d`` and torchvision's
+    ``FrozenBatchNorm2d`` (same arithmetic).
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        state_dict.pop(prefix + "num_batches_tracked", None)  # present in nn.BatchNorm2d checkpoints
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        shift = self.bias - self.running_mean * scale
+        return x * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, eps={self.eps}"
+
+
+def norm_layer_for(kind: str):
+    """The normalisation layer class for a backbone: frozen BN, trainable BN, or GroupNorm."""
+    if kind == "frozen_bn":
+        return FrozenBatchNorm2d
+    if kind == "bn":
+        return nn.BatchNorm2d
+    if kind == "group":
+        return lambda channels: nn.GroupNorm(min(GROUP_NORM_GROUPS, channels), channels)
+    raise ValueError(f"backbone_norm={kind!r}: expected 'frozen_bn', 'bn' or 'group'")
+
+
+class ResNetTaps(nn.Module):
+    """A torchvision ResNet without its classifier, returning [C3, C4, C5]."""
+
+    def __init__(self, name: str = "resnet50", norm: str = "frozen_bn", trainable_layers: int = 3) -> None:
+        super().__init__()
+        if name not in STAGE_CHANNELS:
+            raise ValueError(f"name={name!r}: expected one of {sorted(STAGE_CHANNELS)}")
+        if not 0 <= trainable_layers <= 5:
+            raise ValueError(f"trainable_layers={trainable_layers}: expected 0..5")
+        resnet = getattr(torchvision.models, name)(weights=None, norm_layer=norm_layer_for(norm))
+        # Keep torchvision's names (conv1, bn1, layer1..4) so its checkpoints load unchanged.
+        self.conv1, self.bn1, self.relu, self.maxpool = resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool
+        self.layer1, self.layer2, self.layer3, self.layer4 = resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4
+        self.name = name
+        self.out_channels = STAGE_CHANNELS[name]
+        self.set_trainable_layers(trainable_layers)
+
+    def set_trainable_layers(self, trainable_layers: int) -> None:
+        """Train the top `trainable_layers` parts (layer4 first ... conv1 last); freeze the rest."""
+        trainable = TRAINABLE_ORDER[:trainable_layers]
+        if trainable_layers == 5:
+            trainable = (*trainable, "bn1")
+        for name, parameter in self.named_parameters():
+            parameter.requires_grad_(name.startswith(trainable))
+        self.trainable_layers = trainable_layers
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # stride 4
+        c2 = self.layer1(x)  # stride 4, skipped by RetinaNet
+        c3 = self.layer2(c2)  # stride 8
+        c4 = self.layer3(c3)  # stride 16
+        c5 = self.layer4(c4)  # stride 32
+        return [c3, c4, c5]
+
+
+def load_imagenet_weights(backbone: ResNetTaps, weights: str = "DEFAULT") -> ResNetTaps:
+    """Load torchvision's ImageNet weights into `backbone`, from the local cache or by downloading.
+
+    Only called when a user asks. Without a network and without the file in torch's cache
+    (``~/.cache/torch/hub/checkpoints``), it fails with a message that says what to do.
+    """
+    enum = torchvision.models.get_model_weights(backbone.name)
+    entry = enum[weights] if weights != "DEFAULT" else enum.DEFAULT
+    try:
+        state = entry.get_state_dict(progress=False, check_hash=True)
+    except OSError as error:  # URLError is an OSError
+        raise RuntimeError(
+            f"Could not load the ImageNet weights {entry} ({error}). They are downloaded from {entry.url} "
+            f"into torch's cache ({torch.hub.get_dir()}/checkpoints). On a machine without internet, copy "
+            "that file there from a machine that has it, or train from scratch (weights are optional)."
+        ) from error
+    missing, unexpected = backbone.load_state_dict(state, strict=False)
+    unexpected = [k for k in unexpected if not k.startswith("fc.")]
+    if missing or unexpected:
+        raise RuntimeError(f"ImageNet weights do not fit {backbone.name}: missing {missing}, unexpected {unexpected}")
+    return backbone
+
+
+def imagenet_weights_on_disk(name: str = "resnet50") -> bool:
+    """True when torchvision's default ImageNet weights for `name` are already in torch's cache."""
+    entry = torchvision.models.get_model_weights(name).DEFAULT
+    filename = os.path.basename(entry.url)
+    return os.path.exists(os.path.join(torch.hub.get_dir(), "checkpoints", filename))
+

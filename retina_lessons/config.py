@@ -1,0 +1,151 @@
+"""One configuration for the whole detector, and the presets the lessons use.
+
+Components take plain arguments; only the builder (`RetinaNet.from_config`) reads a config.
+The presets:
+
+- ``PAPER``: the choices of Lin et al. 2017 (P6 from C5, smooth L1 box loss, loss normalised by the
+  foreground anchors of the whole batch, 100 detections per image, anchors centred in their cell).
+- ``TORCHVISION_V1`` / ``TORCHVISION_V2``: ``retinanet_resnet50_fpn`` and ``retinanet_resnet50_fpn_v2``,
+  reproduced exactly (P6 from P5 / C5, L1 / GIoU box loss, GroupNorm heads in v2, torchvision's anchor
+  rounding, 300 detections per image).
+- ``CLASSROOM``: a small detector that trains from scratch on the synthetic shapes in minutes on a
+  2-core CPU (lesson 07 explains every choice).
+
+Taught in ``notebooks/00_overview.ipynb`` and used by every lesson.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+# The paper's constants (Section 4 and Section 3.3), named once.
+PRIOR_PROB = 0.01  # pi: initial foreground probability of every anchor
+FG_IOU = 0.5  # anchors with IoU >= FG_IOU are foreground ...
+BG_IOU = 0.4  # ... IoU < BG_IOU background, in between ignored
+FOCAL_ALPHA = 0.25
+FOCAL_GAMMA = 2.0
+BOX_DELTA_CLAMP = math.log(1000.0 / 16)  # largest log-scale change a decoded box may make
+GROUP_NORM_GROUPS = 32  # GroupNorm groups in the heads (torchvision v2) and GroupNorm backbones
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+
+
+@dataclass(frozen=True)
+class RetinaNetConfig:
+    """Every choice that defines a RetinaNet, with the paper's / torchvision's defaults."""
+
+    num_classes: int = 91  # K: sigmoid outputs per anchor, no background class
+    # --- backbone (Section 3.4, "Feature Pyramid Network Backbone") ---
+    backbone: str = "resnet50"  # one of BACKBONES
+    backbone_norm: str = "frozen_bn"  # "frozen_bn" (pretrained), "bn" or "group" (from scratch)
+    trainable_layers: int = 3  # stages trained, counted from the top: 0 (none) .. 5 (all)
+    # --- feature pyramid ---
+    fpn_channels: int = 256  # channels of every P level
+    p6_from: str = "c5"  # "c5" (paper, torchvision v2) or "p5" (torchvision v1)
+    # --- heads ---
+    head_convs: int = 4  # 3x3 conv + ReLU layers in each subnet's tower
+    head_norm: str | None = None  # None, or "group" (GroupNorm with 32 groups, torchvision v2)
+    prior_prob: float = PRIOR_PROB
+    # --- anchors (Section 4, "Anchors") ---
+    anchor_sizes: tuple[float, ...] = (32, 64, 128, 256, 512)  # base size on P3..P7
+    anchor_scales: tuple[float, ...] = (1.0, 2 ** (1 / 3), 2 ** (2 / 3))
+    anchor_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)  # height / width
+    anchor_convention: str = "torchvision"  # "torchvision" (integer sizes, rounded, corner-aligned) or "centered"
+    # --- matching (Section 4) ---
+    fg_iou: float = FG_IOU
+    bg_iou: float = BG_IOU
+    allow_low_quality_matches: bool = True  # give each ground-truth box its best anchor(s)
+    # --- box coding ---
+    box_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)  # (10, 10, 5, 5) is the std convention
+    box_delta_clamp: float = BOX_DELTA_CLAMP
+    # --- losses ---
+    focal_alpha: float = FOCAL_ALPHA
+    focal_gamma: float = FOCAL_GAMMA
+    box_loss: str = "l1"  # "l1", "smooth_l1" or "giou"
+    smooth_l1_beta: float = 0.11
+    loss_normalization: str = "per_image"  # "per_image" (torchvision) or "per_batch" (paper)
+    # --- preprocessing ---
+    min_size: int = 800  # shorter image side after resizing ...
+    max_size: int = 1333  # ... unless the longer side would exceed this
+    size_divisible: int = 32  # batches are zero-padded to a multiple of this
+    image_mean: tuple[float, float, float] = IMAGENET_MEAN
+    image_std: tuple[float, float, float] = IMAGENET_STD
+    # --- inference (Section 4, "Inference") ---
+    score_thresh: float = 0.05
+    topk_candidates: int = 1000  # per level, before NMS
+    nms_thresh: float = 0.5
+    detections_per_img: int = 300
+
+    def __post_init__(self) -> None:
+        choices = {
+            "backbone": BACKBONES,
+            "backbone_norm": ("frozen_bn", "bn", "group"),
+            "p6_from": ("c5", "p5"),
+            "head_norm": (None, "group"),
+            "anchor_convention": ("torchvision", "centered"),
+            "box_loss": ("l1", "smooth_l1", "giou"),
+            "loss_normalization": ("per_image", "per_batch"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {allowed}")
+        if self.num_classes < 1:
+            raise ValueError(f"num_classes={self.num_classes}: expected a positive integer")
+        if not 0 <= self.trainable_layers <= 5:
+            raise ValueError(f"trainable_layers={self.trainable_layers}: expected 0..5")
+        if not 0.0 < self.prior_prob < 1.0:
+            raise ValueError(f"prior_prob={self.prior_prob}: expected a probability in (0, 1)")
+        if not 0.0 <= self.bg_iou <= self.fg_iou <= 1.0:
+            raise ValueError(f"bg_iou={self.bg_iou}, fg_iou={self.fg_iou}: expected 0 <= bg_iou <= fg_iou <= 1")
+
+    @property
+    def num_anchors(self) -> int:
+        """A: anchors per location."""
+        return len(self.anchor_scales) * len(self.anchor_ratios)
+
+    def replace(self, **changes) -> RetinaNetConfig:
+        """A copy with some fields changed (the config itself is frozen)."""
+        return replace(self, **changes)
+
+
+TORCHVISION_V1 = RetinaNetConfig(p6_from="p5")
+TORCHVISION_V2 = RetinaNetConfig(p6_from="c5", head_norm="group", box_loss="giou")
+PAPER = RetinaNetConfig(
+    num_classes=80,
+    p6_from="c5",
+    anchor_convention="centered",
+    allow_low_quality_matches=False,
+    box_loss="smooth_l1",
+    loss_normalization="per_batch",
+    detections_per_img=100,
+)
+CLASSROOM = RetinaNetConfig(
+    num_classes=3,
+    backbone="resnet18",
+    backbone_norm="group",
+    trainable_layers=5,
+    fpn_channels=64,
+    head_convs=2,
+    head_norm="group",
+    anchor_sizes=(16, 32, 64, 128, 256),
+    min_size=128,
+    max_size=128,
+    detections_per_img=100,
+)
+
+PRESETS = {
+    "paper": PAPER,
+    "torchvision_v1": TORCHVISION_V1,
+    "torchvision_v2": TORCHVISION_V2,
+    "classroom": CLASSROOM,
+}
+
+
+def get_config(name: str, **changes) -> RetinaNetConfig:
+    """A preset by name (`paper`, `torchvision_v1`, `torchvision_v2`, `classroom`), optionally changed."""
+    if name not in PRESETS:
+        raise ValueError(f"name={name!r}: expected one of {sorted(PRESETS)}")
+    return PRESETS[name].replace(**changes)
