@@ -228,9 +228,10 @@ def _run_checks(
                     if not _same(before, after)
                 ]
                 if changed:
-                    problem = (
-                        f"changed its input `{changed[0]}` in place; "
-                        "build new tensors (a + b) instead of modifying the inputs (a += b)"
+                    problem = _Problem(
+                        f"changed its input `{changed[0]}` in place",
+                        "Build new tensors (c = a + b) instead of modifying the inputs "
+                        "(a += b, a[...] = ..., .zero_()): the caller still needs them.",
                     )
         if problem is not None:
             failures.append((case, problem, expected, got))
@@ -371,8 +372,8 @@ def _focal_loss_reference(logits, targets, alpha=0.25, gamma=2.0):
 
 def _focal_loss_cases() -> list[_Case]:
     g = _generator(1)
-    logits = torch.randn(4, 5, generator=g) * 3
-    targets = (torch.rand(4, 5, generator=g) < 0.3).float()
+    logits = torch.randn(3, 4, generator=g) * 3
+    targets = (torch.rand(3, 4, generator=g) < 0.4).float()
     formula_hint = (
         "FL = -alpha_t * (1 - p_t)**gamma * log(p_t), with p_t = p for targets 1 and "
         "1 - p for targets 0, and alpha_t = alpha for targets 1, 1 - alpha for targets 0."
@@ -381,12 +382,12 @@ def _focal_loss_cases() -> list[_Case]:
         _Case("default alpha=0.25, gamma=2", (logits, targets), formula_hint),
         _Case(
             "positives only (targets all 1)",
-            (logits[0], torch.ones(5)),
+            (logits[0], torch.ones(4)),
             "Positives are weighted by alpha and modulated by (1 - p)**gamma.",
         ),
         _Case(
             "negatives only (targets all 0)",
-            (logits[1], torch.zeros(5)),
+            (logits[1], torch.zeros(4)),
             "Negatives are weighted by 1 - alpha and modulated by p**gamma "
             "(gamma goes on 1 - p_t, not on p_t).",
         ),
@@ -492,7 +493,7 @@ def _nms_cases() -> list[_Case]:
             "A box is suppressed when its IoU with a kept, higher-scoring box is "
             "GREATER than iou_threshold (not smaller).",
         ),
-        _Case("unsorted scores", (unsorted_boxes, _t([0.3, 0.9, 0.6, 0.5]), 0.5), sort_hint),
+        _Case("unsorted scores", (unsorted_boxes, _t([0.3, 0.5, 0.6, 0.9]), 0.5), sort_hint),
         _Case(
             "IoU exactly at the threshold",
             (_t([[0, 0, 3, 1], [1, 0, 4, 1]]), _t([0.9, 0.8]), 0.5),
@@ -581,7 +582,8 @@ def _level_anchors_cases() -> list[_Case]:
     retina_sizes = tuple(32 * 2 ** (k / 3) for k in range(3))
     base_hint = (
         "Base anchor: h_ratio = sqrt(r), w_ratio = 1 / h_ratio, w = w_ratio * size, "
-        "h = h_ratio * size, anchor = round([-w, -h, w, h] / 2)."
+        "h = h_ratio * size, anchor = round([-w, -h, w, h] / 2). On a 1 x 1 grid the only "
+        "centre is (0, 0), so the anchors are the base anchors themselves."
     )
     grid_hint = (
         "Centres are at (x * stride, y * stride) for x in range(W), y in range(H) (no "
@@ -875,8 +877,9 @@ def _head_reshape_cases() -> list[_Case]:
 
     order_hint = (
         "Channel a * K + k holds class k of anchor a: view(B, A, K, H, W), move A and "
-        "K to the end with permute(0, 3, 4, 1, 2), then reshape(B, -1, K). A reshape "
-        "without the permute mixes locations and classes."
+        "K to the end with permute(0, 3, 4, 1, 2), then reshape(B, -1, K): rows go "
+        "through the grid row by row (y, then x) and through the A anchors at each "
+        "location. A reshape without the permute mixes locations and classes."
     )
     return [
         _Case("one anchor, 3 classes, 2 x 2", (numbered(1, 1, 3, 2, 2), 1), order_hint),
@@ -960,7 +963,9 @@ def _ap_cases() -> list[_Case]:
         _Case(
             "perfect detector",
             pr([0.25, 0.5, 0.75, 1.0], [1.0, 1.0, 1.0, 1.0]),
-            "Precision 1 at every recall up to 1 gives AP 1.",
+            "Precision 1 up to recall 1 gives AP 1: each of the 101 thresholds, 1.0 "
+            "included, finds a recall >= it (searchsorted with side='left') and takes "
+            "its precision; the AP is their mean, not an area.",
         ),
         _Case(
             "recall stops at 0.5",
