@@ -10,7 +10,6 @@ Taught in ``notebooks/03_subnets.ipynb``.
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 from torchvision.models.resnet import Bottleneck
