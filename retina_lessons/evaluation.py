@@ -107,7 +107,8 @@ def _to_numpy(value, name: str, shape: tuple, dtype) -> np.ndarray:
     if array.ndim != len(shape) or any(
         s is not None and s != n for s, n in zip(shape, array.shape, strict=True)
     ):
-        expected = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
+        expected = ", ".join("N" if s is None else str(s) for s in shape)
+        expected = f"({expected},)" if len(shape) == 1 else f"({expected})"
         raise ValueError(f"{name} must have shape {expected}, got {tuple(array.shape)}")
     return array
 
@@ -501,7 +502,7 @@ def plot_pr_curves(
         curves: {label: PRCurve}, as returned by ``precision_recall``.
         ax: matplotlib Axes to draw on (a new figure when None).
         class_names: optional {label: name} (or a list indexed by label) for the legend.
-        interpolated: also draw the 101-point interpolated precision, dashed.
+        interpolated: also draw the 101-point interpolated precision, dashed, same colour.
 
     Returns: the Axes.
     """
@@ -519,13 +520,12 @@ def plot_pr_curves(
                 interpolated_precision(curve.precision, curve.recall),
                 linestyle="--",
                 color=line.get_color(),
-                label=f"{name}, interpolated",
             )
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0.0, 1.0)
     ax.set_ylim(0.0, 1.05)
-    ax.set_title("Precision-recall per class")
+    ax.set_title("Precision-recall per class" + (" (dashed: interpolated)" if interpolated else ""))
     if curves:
-        ax.legend(loc="lower left", fontsize="small")
+        ax.legend(loc="best", fontsize="small")
     return ax
