@@ -1,0 +1,73 @@
+"""Losses: per-image vs per-batch normalisation, box loss types, ignored anchors."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.ops import sigmoid_focal_loss as tv_focal
+
+from retina_lessons.box_coding import encode_boxes
+from retina_lessons.losses import box_loss, classification_loss, classification_targets
+from retina_lessons.matching import BACKGROUND, IGNORE
+
+
+@pytest.fixture
+def example():
+    generator = torch.Generator().manual_seed(0)
+    cls_logits = torch.randn(2, 6, 3, generator=generator)
+    matched = torch.tensor([[0, BACKGROUND, IGNORE, 1, BACKGROUND, 0], [BACKGROUND] * 5 + [IGNORE]])
+    gt_labels = torch.tensor([[2, 0], [0, 0]])
+    return cls_logits, matched, gt_labels
+
+
+def test_targets_are_one_hot_on_foreground_only(example):
+    _, matched, gt_labels = example
+    targets = classification_targets(matched, gt_labels, 3)
+    assert targets[0, 0].tolist() == [0, 0, 1] and targets[0, 3].tolist() == [1, 0, 0]
+    assert targets[0, 1].sum() == 0 and targets[1].sum() == 0
+
+
+def test_classification_loss_normalisations(example):
+    cls_logits, matched, gt_labels = example
+    targets = classification_targets(matched, gt_labels, 3)
+    sums = []
+    for i in range(2):
+        valid = matched[i] != IGNORE
+        sums.append(tv_focal(cls_logits[i][valid], targets[i][valid], reduction="sum"))
+    per_image = classification_loss(cls_logits, matched, gt_labels)
+    torch.testing.assert_close(per_image, (sums[0] / 3 + sums[1] / 1) / 2)
+    per_batch = classification_loss(cls_logits, matched, gt_labels, normalization="per_batch")
+    torch.testing.assert_close(per_batch, (sums[0] + sums[1]) / 3)
+
+
+@pytest.mark.parametrize("loss_type", ["l1", "smooth_l1", "giou"])
+def test_box_loss_uses_foreground_anchors_only(loss_type):
+    anchors = torch.tensor([[0.0, 0, 10, 10], [10, 10, 30, 30], [5, 5, 25, 15]])
+    gt_boxes = torch.tensor([[[1.0, 1, 11, 12], [0, 0, 1, 1]]])  # second row: padding
+    matched = torch.tensor([[0, BACKGROUND, IGNORE]])
+    deltas = torch.zeros(1, 3, 4, requires_grad=True)
+    loss = box_loss(deltas, anchors, matched, gt_boxes, loss_type=loss_type, beta=0.11)
+    loss.backward()
+    assert loss > 0
+    assert deltas.grad[0, 1:].abs().sum() == 0  # no gradient to background or ignored anchors
+    if loss_type == "l1":
+        torch.testing.assert_close(loss, encode_boxes(gt_boxes[0, :1], anchors[:1]).abs().sum())
+    if loss_type == "smooth_l1":
+        target = encode_boxes(gt_boxes[0, :1], anchors[:1])
+        torch.testing.assert_close(loss, F.smooth_l1_loss(torch.zeros(1, 4), target, reduction="sum", beta=0.11))
+
+
+def test_no_foreground_gives_zero_box_loss_and_finite_gradients():
+    anchors = torch.tensor([[0.0, 0, 10, 10]])
+    deltas = torch.zeros(2, 1, 4, requires_grad=True)
+    loss = box_loss(deltas, anchors, torch.full((2, 1), BACKGROUND), torch.zeros(2, 0, 4))
+    loss.backward()
+    assert loss == 0 and torch.isfinite(deltas.grad).all()
+
+
+def test_unknown_options_raise(example):
+    cls_logits, matched, gt_labels = example
+    with pytest.raises(ValueError, match="normalization"):
+        classification_loss(cls_logits, matched, gt_labels, normalization="per_anchor")
+    with pytest.raises(ValueError, match="loss_type"):
+        box_loss(torch.zeros(1, 1, 4), torch.tensor([[0.0, 0, 1, 1]]), torch.zeros(1, 1, dtype=torch.int64),
+                 torch.tensor([[[0.0, 0, 1, 1]]]), loss_type="l2")
