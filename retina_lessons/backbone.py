@@ -10,6 +10,10 @@ a pretrained backbone keeps its BatchNorm fixed. "Fixed" must mean both the runn
 the affine weight and bias: `FrozenBatchNorm2d` holds all four as buffers, so no optimiser can move
 them. (Calling ``.eval()`` on a BatchNorm only freezes the statistics; its weight and bias still train.)
 
+Width: ``width < 1`` builds the same ResNet (same blocks, same module names, so the same
+state-dict keys) with every stage's channels multiplied by ``width``, for a classroom detector that
+trains from scratch on a CPU (``notebooks/07_training.ipynb``). ``width=1`` is torchvision's ResNet.
+
 Taught in ``notebooks/01_resnet_taps.ipynb``.
 """
 
@@ -20,6 +24,7 @@ import os
 import torch
 import torchvision
 from torch import Tensor, nn
+from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 
 from .config import GROUP_NORM_GROUPS
 
@@ -30,6 +35,16 @@ STAGE_CHANNELS = {  # output channels of C3, C4, C5
     "resnet101": (512, 1024, 2048),
     "resnet152": (512, 1024, 2048),
 }
+# Residual block type and blocks per stage (layer1..layer4), as torchvision builds them.
+ARCHITECTURES = {
+    "resnet18": (BasicBlock, (2, 2, 2, 2)),
+    "resnet34": (BasicBlock, (3, 4, 6, 3)),
+    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+    "resnet101": (Bottleneck, (3, 4, 23, 3)),
+    "resnet152": (Bottleneck, (3, 8, 36, 3)),
+}
+STEM_CHANNELS = 64  # conv1's output channels at width 1
+STAGE_PLANES = (64, 128, 256, 512)  # planes of layer1..layer4 at width 1
 # Trainable parts, from the top: trainable_layers=3 trains layer4, layer3, layer2 (torchvision's default).
 TRAINABLE_ORDER = ("layer4", "layer3", "layer2", "layer1", "conv1")
 
@@ -74,21 +89,71 @@ def norm_layer_for(kind: str):
     raise ValueError(f"backbone_norm={kind!r}: expected 'frozen_bn', 'bn' or 'group'")
 
 
-class ResNetTaps(nn.Module):
-    """A torchvision ResNet without its classifier, returning [C3, C4, C5]."""
+def scaled_channels(channels: int, width: float) -> int:
+    """A channel count times `width`, rounded, at least 1."""
+    return max(1, round(channels * width))
 
-    def __init__(self, name: str = "resnet50", norm: str = "frozen_bn", trainable_layers: int = 3) -> None:
+
+def narrow_resnet(name: str, width: float, norm_layer) -> nn.Module:
+    """torchvision's ResNet `name` with `width` times the channels in every stage.
+
+    Built as torchvision's ``ResNet._make_layer`` does, from its own ``BasicBlock`` / ``Bottleneck``,
+    with its initialisation, so module names and state-dict keys are those of torchvision's ResNet.
+    """
+    block, num_blocks = ARCHITECTURES[name]
+    resnet = nn.Module()
+    stem = scaled_channels(STEM_CHANNELS, width)
+    resnet.conv1 = nn.Conv2d(3, stem, kernel_size=7, stride=2, padding=3, bias=False)
+    resnet.bn1 = norm_layer(stem)
+    resnet.relu = nn.ReLU(inplace=True)
+    resnet.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+    in_channels = stem
+    for i, (planes, blocks) in enumerate(zip(STAGE_PLANES, num_blocks), start=1):
+        planes = scaled_channels(planes, width)
+        out_channels = planes * block.expansion
+        stride = 1 if i == 1 else 2
+        downsample = None
+        if stride != 1 or in_channels != out_channels:
+            downsample = nn.Sequential(conv1x1(in_channels, out_channels, stride), norm_layer(out_channels))
+        layers = [block(in_channels, planes, stride, downsample, norm_layer=norm_layer)]
+        layers += [block(out_channels, planes, norm_layer=norm_layer) for _ in range(1, blocks)]
+        setattr(resnet, f"layer{i}", nn.Sequential(*layers))
+        in_channels = out_channels
+    for module in resnet.modules():  # torchvision's ResNet initialisation
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.constant_(module.weight, 1)
+            nn.init.constant_(module.bias, 0)
+    return resnet
+
+
+class ResNetTaps(nn.Module):
+    """A torchvision ResNet without its classifier, returning [C3, C4, C5].
+
+    `width` multiplies every stage's channels (1.0: torchvision's ResNet exactly).
+    """
+
+    def __init__(self, name: str = "resnet50", norm: str = "frozen_bn", trainable_layers: int = 3,
+                 width: float = 1.0) -> None:
         super().__init__()
         if name not in STAGE_CHANNELS:
             raise ValueError(f"name={name!r}: expected one of {sorted(STAGE_CHANNELS)}")
         if not 0 <= trainable_layers <= 5:
             raise ValueError(f"trainable_layers={trainable_layers}: expected 0..5")
-        resnet = getattr(torchvision.models, name)(weights=None, norm_layer=norm_layer_for(norm))
+        if not 0.0 < width <= 1.0:
+            raise ValueError(f"width={width}: expected a channel multiplier in (0, 1]")
+        if width == 1.0:
+            resnet = getattr(torchvision.models, name)(weights=None, norm_layer=norm_layer_for(norm))
+        else:
+            resnet = narrow_resnet(name, width, norm_layer_for(norm))
         # Keep torchvision's names (conv1, bn1, layer1..4) so its checkpoints load unchanged.
         self.conv1, self.bn1, self.relu, self.maxpool = resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4
         self.name = name
-        self.out_channels = STAGE_CHANNELS[name]
+        self.width = width
+        expansion = ARCHITECTURES[name][0].expansion
+        self.out_channels = tuple(scaled_channels(p, width) * expansion for p in STAGE_PLANES[1:])
         self.set_trainable_layers(trainable_layers)
 
     def set_trainable_layers(self, trainable_layers: int) -> None:

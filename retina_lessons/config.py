@@ -42,6 +42,7 @@ class RetinaNetConfig:
     backbone: str = "resnet50"  # one of BACKBONES
     backbone_norm: str = "frozen_bn"  # "frozen_bn" (pretrained), "bn" or "group" (from scratch)
     trainable_layers: int = 3  # stages trained, counted from the top: 0 (none) .. 5 (all)
+    backbone_width: float = 1.0  # channel multiplier of every ResNet stage; < 1: narrower, from scratch only
     # --- feature pyramid ---
     fpn_channels: int = 256  # channels of every P level
     p6_from: str = "c5"  # "c5" (paper, torchvision v2) or "p5" (torchvision v1)
@@ -96,6 +97,8 @@ class RetinaNetConfig:
             raise ValueError(f"num_classes={self.num_classes}: expected a positive integer")
         if not 0 <= self.trainable_layers <= 5:
             raise ValueError(f"trainable_layers={self.trainable_layers}: expected 0..5")
+        if not 0.0 < self.backbone_width <= 1.0:
+            raise ValueError(f"backbone_width={self.backbone_width}: expected a channel multiplier in (0, 1]")
         if not 0.0 < self.prior_prob < 1.0:
             raise ValueError(f"prior_prob={self.prior_prob}: expected a probability in (0, 1)")
         if not 0.0 <= self.bg_iou <= self.fg_iou <= 1.0:

@@ -35,7 +35,8 @@ class RetinaNet(nn.Module):
         super().__init__()
         config = config or RetinaNetConfig()
         self.config = config
-        self.backbone = ResNetTaps(config.backbone, config.backbone_norm, config.trainable_layers)
+        self.backbone = ResNetTaps(config.backbone, config.backbone_norm, config.trainable_layers,
+                                   config.backbone_width)
         self.fpn = FeaturePyramid(self.backbone.out_channels, config.fpn_channels, config.p6_from)
         A = config.num_anchors
         self.cls_head = ClassificationHead(config.fpn_channels, A, config.num_classes, config.head_convs,
