@@ -48,8 +48,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-# Built with np.linspace exactly as COCOeval's Params: a recall of 29/100 must land
-# on the same side of the 0.29 threshold as in pycocotools.
+# Built with np.linspace exactly as COCOeval's Params: torch.linspace differs in the last
+# bit at some points (0.56, 0.57, ...), enough to move a recall of exactly 57/100 to the
+# other side of a threshold.
 IOU_THRESHOLDS = torch.from_numpy(np.linspace(0.5, 0.95, 10))  # (T,)
 RECALL_THRESHOLDS = torch.from_numpy(np.linspace(0.0, 1.0, 101))  # (R,)
 MAX_DETS = (1, 10, 100)
@@ -289,10 +290,9 @@ def _match_image_category(
     matched = matched_gt_idx != UNMATCHED
     # ignored: matched to an ignored box, or unmatched and outside the area range.
     # A padding column makes UNMATCHED (-1) index a harmless False.
-    gt_ignore_padded = np.concatenate(
-        [gt_ignore, np.zeros((len(gt_ignore), 1), bool)], 1
-    )  # (A, M + 1)
-    took_ignored = gt_ignore_padded[np.arange(len(gt_ignore))[:, None, None], matched_gt_idx]
+    A = len(area_ranges)
+    gt_ignore_padded = np.concatenate([gt_ignore, np.zeros((A, 1), bool)], axis=1)  # (A, M + 1)
+    took_ignored = gt_ignore_padded[np.arange(A)[:, None, None], matched_gt_idx]  # (A, T, D)
     det_area = _box_area(det_boxes)
     outside = (det_area < lo) | (det_area > hi)  # (A, D)
     ignored = np.where(matched, took_ignored, outside[:, None, :])
@@ -420,13 +420,8 @@ def coco_accumulate(
     max_dets = _check_max_dets(max_dets)
     area_ranges = np.array(list(AREA_RANGES.values()))  # (A, 2)
     per_category = _match_all(images, iou_thresholds, area_ranges, max_dets[-1])
-    T, R, K, A, M = (
-        len(iou_thresholds),
-        len(RECALL_THRESHOLDS),
-        len(per_category),
-        len(area_ranges),
-        len(max_dets),
-    )
+    T, R, A, M = len(iou_thresholds), len(RECALL_THRESHOLDS), len(area_ranges), len(max_dets)
+    K = len(per_category)
     precision = np.full((T, R, K, A, M), NO_GT)
     recall = np.full((T, K, A, M), NO_GT)
     thresholds = RECALL_THRESHOLDS.numpy()

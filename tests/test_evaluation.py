@@ -96,10 +96,12 @@ def make_dataset(
             if i == 1
             else torch.randint(1, num_classes + 1, (num_false,), generator=g)
         )
+        is_copy = torch.arange(sum(map(len, det_boxes))) < len(det_boxes[0])
         det_boxes, det_labels = torch.cat(det_boxes), torch.cat(det_labels)
+        # copies of ground truth tend to score higher, as from a half-trained detector
+        scores = 0.7 * torch.rand(len(det_boxes), generator=g) + 0.3 * is_copy
         if i % 5 == 0:
-            det_boxes, det_labels = det_boxes[:0], det_labels[:0]
-        scores = torch.rand(len(det_boxes), generator=g)
+            det_boxes, det_labels, scores = det_boxes[:0], det_labels[:0], scores[:0]
         detections.append({"boxes": det_boxes, "scores": scores, "labels": det_labels})
     return detections, targets
 
@@ -377,6 +379,13 @@ def test_coco_ap_area_field_and_inclusive_ranges():
     stats = coco_ap(*one_image(box, [0.9], box))
     assert stats["APs"] == pytest.approx(1.0) and stats["APm"] == pytest.approx(1.0)
     assert stats["APl"] == -1.0
+
+
+def test_coco_ap_custom_iou_thresholds():
+    detections, targets = make_dataset(10)
+    stats = coco_ap(detections, targets, iou_thresholds=[0.5])
+    assert stats["AP"] == stats["AP50"] == coco_ap(detections, targets)["AP50"]
+    assert stats["AP75"] == -1.0  # not among the thresholds, as COCOeval reports it
 
 
 def test_crowd_box_absorbs_detections():
