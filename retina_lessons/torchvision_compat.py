@@ -111,3 +111,73 @@ def config_from_torchvision(tv_model: nn.Module) -> RetinaNetConfig:
     )
 
 
+
+
+class _TorchvisionBackbone(nn.Module):
+    """Our ResNet taps under torchvision's FeaturePyramidNetwork: the backbone torchvision's RetinaNet expects."""
+
+    def __init__(self, body: nn.Module, fpn_channels: int, p6_from: str) -> None:
+        super().__init__()
+        from torchvision.ops import FeaturePyramidNetwork
+        from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+
+        self.body = body
+        extra = LastLevelP6P7(body.out_channels[-1] if p6_from == "c5" else fpn_channels, fpn_channels)
+        self.fpn = FeaturePyramidNetwork(list(body.out_channels), fpn_channels, extra_blocks=extra)
+        self.out_channels = fpn_channels
+
+    def forward(self, x: torch.Tensor):
+        return self.fpn(dict(zip(("0", "1", "2"), self.body(x))))
+
+
+def to_torchvision(model: nn.Module) -> nn.Module:
+    """torchvision's `RetinaNet` with the same configuration and a copy of `model`'s weights.
+
+    Used to measure both implementations side by side (``benchmarks/``) and in tests. Settings that
+    torchvision cannot express (the centred anchor convention, per-batch normalisation, no low-quality
+    matches, other focal-loss parameters) raise a ValueError.
+    """
+    import copy
+    from functools import partial
+
+    from torchvision.models.detection import RetinaNet as TorchvisionRetinaNet
+    from torchvision.models.detection._utils import BoxCoder
+    from torchvision.models.detection.anchor_utils import AnchorGenerator as TorchvisionAnchorGenerator
+    from torchvision.models.detection.retinanet import RetinaNetHead
+
+    c = model.config
+    unsupported = {
+        "anchor_convention": (c.anchor_convention, "torchvision"),
+        "loss_normalization": (c.loss_normalization, "per_image"),
+        "allow_low_quality_matches": (c.allow_low_quality_matches, True),
+        "focal_alpha": (c.focal_alpha, 0.25),
+        "focal_gamma": (c.focal_gamma, 2.0),
+    }
+    for name, (value, needed) in unsupported.items():
+        if value != needed:
+            raise ValueError(f"config.{name}={value!r}: torchvision's RetinaNet supports only {needed!r}")
+    if c.box_loss == "smooth_l1" and c.smooth_l1_beta != 1.0:
+        raise ValueError(f"config.smooth_l1_beta={c.smooth_l1_beta}: torchvision's RetinaNet uses beta=1.0")
+
+    backbone = _TorchvisionBackbone(copy.deepcopy(model.backbone), c.fpn_channels, c.p6_from)
+    sizes = tuple(tuple(int(b * s) for s in c.anchor_scales) for b in c.anchor_sizes)
+    anchor_generator = TorchvisionAnchorGenerator(sizes, (tuple(c.anchor_ratios),) * len(sizes))
+    norm = partial(nn.GroupNorm, 32) if c.head_norm == "group" else None
+    head = RetinaNetHead(c.fpn_channels, c.num_anchors, c.num_classes, norm_layer=norm)
+    head.classification_head.conv = head.classification_head.conv[: c.head_convs]
+    head.regression_head.conv = head.regression_head.conv[: c.head_convs]
+    head.regression_head._loss_type = c.box_loss
+    head.regression_head.box_coder = BoxCoder(c.box_weights, c.box_delta_clamp)
+    tv = TorchvisionRetinaNet(
+        backbone, c.num_classes, min_size=c.min_size, max_size=c.max_size, image_mean=list(c.image_mean),
+        image_std=list(c.image_std), anchor_generator=anchor_generator, head=head, score_thresh=c.score_thresh,
+        nms_thresh=c.nms_thresh, detections_per_img=c.detections_per_img, fg_iou_thresh=c.fg_iou,
+        bg_iou_thresh=c.bg_iou, topk_candidates=c.topk_candidates)
+    tv.box_coder = BoxCoder(c.box_weights, c.box_delta_clamp)
+    tv.transform.size_divisible = c.size_divisible
+    ours_to_tv = {_map_key(k): k for k in tv.state_dict() if not k.endswith("num_batches_tracked")}
+    tv.load_state_dict({ours_to_tv[k]: v for k, v in model.state_dict().items()}, strict=False)
+    missing = set(ours_to_tv) - set(model.state_dict())
+    if missing:
+        raise ValueError(f"model: weights without a torchvision counterpart: {sorted(missing)[:5]}")
+    return tv.to(next(model.parameters()).device)

@@ -182,3 +182,36 @@ def test_bad_input_raises_a_clear_value_error(images, targets, match):
 def test_bad_batch_for_forward_raises():
     with pytest.raises(ValueError, match="batch"):
         RetinaNet(CLASSROOM)(torch.rand(3, 64, 64))
+
+
+@pytest.mark.parametrize("preset", ["classroom", "torchvision_v2"])
+def test_to_torchvision_round_trip_gives_the_same_detections_and_losses(preset):
+    from retina_lessons.torchvision_compat import to_torchvision
+
+    config = get_config(preset) if preset == "classroom" else get_config(
+        preset, backbone="resnet18", num_classes=4, min_size=160, max_size=200)
+    model = RetinaNet(config).eval()
+    with torch.no_grad():
+        model.cls_head.predictor.bias.fill_(-1.0)
+        model.cls_head.predictor.weight.normal_(0, 0.05)
+    tv = to_torchvision(model).eval()
+    images = [torch.rand(3, 128, 128), torch.rand(3, 120, 100)]
+    with torch.no_grad():
+        expected, got = tv(images), model.detect(images)
+    for e, g in zip(expected, got):
+        assert len(e["boxes"]) > 10
+        assert torch.equal(e["labels"], g["labels"])
+        torch.testing.assert_close(g["boxes"], e["boxes"], rtol=0, atol=0.01)
+    targets = [{"boxes": torch.tensor([[10.0, 10, 60, 70]]), "labels": torch.tensor([2])},
+               {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]
+    expected = frozen_train_mode(tv)(images, targets)
+    got = model.loss(images, targets)
+    for name in got:
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=0)
+
+
+def test_to_torchvision_refuses_what_torchvision_cannot_express():
+    from retina_lessons.torchvision_compat import to_torchvision
+
+    with pytest.raises(ValueError, match="anchor_convention"):
+        to_torchvision(RetinaNet(get_config("paper", backbone="resnet18")))
