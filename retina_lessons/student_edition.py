@@ -44,6 +44,11 @@ Lesson authors write exercises in the notebooks' "Exercises" section as follows.
    kernel (:func:`run_exercises`). ``tests/test_exercises.py`` does this for every
    lesson: the teacher's solutions must pass every check, and the student edition
    must report "not implemented yet".
+5. A question that no checker covers (a count, a ratio read off the lesson's own
+   results) may still use a solution block in an untagged cell, checked by the
+   lesson's own code. The block must sit inside a function, so that the student
+   edition's cell only defines a stub; tests/test_exercises.py checks that, but does
+   not run such cells.
 
 No data files are copied: the notebooks import ``retina_lessons`` and find their data
 through the package (the photo is matplotlib's sample image, the training data is
