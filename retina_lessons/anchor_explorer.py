@@ -1,0 +1,717 @@
+"""The anchor explorer: which anchors are positive, ignored or negative, and why.
+
+Paper, Section 4 ("Anchors"): every anchor whose IoU with a ground-truth box is at least
+``FG_IOU`` (0.5) is trained as that object; anchors whose best IoU is below ``BG_IOU`` (0.4)
+are background; the band in between is ignored. This module shows the rule at work on a
+real photo (``grace_hopper.jpg`` with the boxes of ``data/grace_hopper_boxes.json``) and on
+generated shapes, one pyramid level, scale, ratio and location at a time.
+
+The computing and drawing behind each control are plain functions and a class with an
+``update(**params)`` method, so that they are tested without a browser:
+
+- :func:`anchor_states`: ``(anchors, gt_boxes, fg_iou, bg_iou) -> (matched_gt_idx, counts)``,
+  the same assignment as :func:`retina_lessons.matching.match_anchors`.
+- :func:`draw_anchor_state`: draws anchors colour-coded by state over an image.
+- :class:`AnchorExplorer`: anchors and IoUs are computed once per (image, convention); an
+  update only re-thresholds and moves matplotlib artists, then re-renders the figure by
+  restoring a saved background (photo, ground truth) and drawing the anchors over it into a
+  PNG shown in an ``ipywidgets.Image``. No ``ipympl`` is needed: it works in JupyterLab 4 with
+  ipywidgets 8 as installed.
+
+Taught in ``notebooks/05_matching_and_box_coding.ipynb`` (and used in ``04_anchors.ipynb``).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .anchors import FIRST_LEVEL, AnchorGenerator, feature_sizes
+from .boxes import box_iou, resize_boxes
+from .config import BG_IOU, CLASSROOM, FG_IOU, TORCHVISION_V1, RetinaNetConfig
+from .matching import BACKGROUND, IGNORE
+
+STATES = ("positive", "ignored", "negative")
+# Okabe-Ito colours, told apart also by readers with a red-green colour deficiency.
+STATE_COLOURS = {"positive": "#009E73", "ignored": "#E69F00", "negative": "#56B4E9"}
+GT_COLOUR = "#FFFFFF"
+LOCATION_COLOUR = "#CC79A7"
+ALL = "all"
+CONVENTIONS = ("torchvision", "centered")
+IMAGE_FORMATS = ("png", "jpeg")
+
+
+# ----------------------------------------------------------------------------- computing
+
+
+def _check_thresholds(fg_iou: float, bg_iou: float) -> None:
+    for name, value in (("fg_iou", fg_iou), ("bg_iou", bg_iou)):
+        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name}={value!r}: expected a number in [0, 1]")
+    if bg_iou > fg_iou:
+        raise ValueError(f"bg_iou={bg_iou} > fg_iou={fg_iou}: expected bg_iou <= fg_iou")
+
+
+def states_from_iou(iou: Tensor, fg_iou: float = FG_IOU, bg_iou: float = BG_IOU,
+                    allow_low_quality_matches: bool = True) -> Tensor:
+    """`match_anchors` for one image from a precomputed (M, N) IoU matrix: (N,) matched_gt_idx.
+
+    Each entry is a ground-truth index in [0, M), ``BACKGROUND`` or ``IGNORE``.
+    """
+    _check_thresholds(fg_iou, bg_iou)
+    if iou.dim() != 2:
+        raise ValueError(f"iou has shape {tuple(iou.shape)}: expected (M, N)")
+    num_boxes, num_anchors = iou.shape
+    if num_boxes == 0:  # no ground truth: every anchor is background
+        return torch.full((num_anchors,), BACKGROUND, dtype=torch.int64, device=iou.device)
+    best_iou, matched = iou.max(dim=0)  # (N,)
+    best_match = matched.clone()
+    matched[best_iou < bg_iou] = BACKGROUND
+    matched[(best_iou >= bg_iou) & (best_iou < fg_iou)] = IGNORE
+    if allow_low_quality_matches:
+        promote = (iou == iou.max(dim=1, keepdim=True).values).any(dim=0)  # (N,)
+        matched[promote] = best_match[promote]
+    return matched
+
+
+def count_states(matched_gt_idx: Tensor, best_iou: Tensor | None = None,
+                 fg_iou: float = FG_IOU) -> dict[str, int]:
+    """Number of positive, ignored and negative anchors (and positives below `fg_iou`)."""
+    positive = matched_gt_idx >= 0
+    counts = {
+        "positive": int(positive.sum()),
+        "ignored": int((matched_gt_idx == IGNORE).sum()),
+        "negative": int((matched_gt_idx == BACKGROUND).sum()),
+    }
+    if best_iou is not None:
+        counts["low_quality"] = int((positive & (best_iou < fg_iou)).sum())
+    return counts
+
+
+def anchor_states(anchors_xyxy: Tensor, gt_boxes: Tensor, fg_iou: float = FG_IOU,
+                  bg_iou: float = BG_IOU, allow_low_quality_matches: bool = True,
+                  iou: Tensor | None = None) -> tuple[Tensor, dict[str, int]]:
+    """Assign anchors to ground truth as training does, and count each state.
+
+    Args:
+        anchors_xyxy: (N, 4) anchors.
+        gt_boxes: (M, 4) ground truth of one image; M = 0 is allowed (all negative).
+        fg_iou, bg_iou: the thresholds, 0 <= bg_iou <= fg_iou <= 1.
+        allow_low_quality_matches: give each ground-truth box its best anchor(s) even below fg_iou.
+        iou: the (M, N) IoUs, if already computed.
+    Returns:
+        matched_gt_idx: (N,) as `match_anchors`: a box index, BACKGROUND or IGNORE.
+        counts: {"positive", "ignored", "negative", "low_quality"} -> number of anchors.
+    """
+    if anchors_xyxy.dim() != 2 or anchors_xyxy.shape[-1] != 4:
+        raise ValueError(f"anchors_xyxy has shape {tuple(anchors_xyxy.shape)}: expected (N, 4)")
+    if gt_boxes.dim() != 2 or gt_boxes.shape[-1] != 4:
+        raise ValueError(f"gt_boxes has shape {tuple(gt_boxes.shape)}: expected (M, 4)")
+    if iou is None:
+        iou = box_iou(gt_boxes.to(anchors_xyxy.dtype), anchors_xyxy)  # (M, N)
+    elif iou.shape != (gt_boxes.shape[0], anchors_xyxy.shape[0]):
+        raise ValueError(f"iou has shape {tuple(iou.shape)}: expected "
+                         f"({gt_boxes.shape[0]}, {anchors_xyxy.shape[0]})")
+    matched = states_from_iou(iou, fg_iou, bg_iou, allow_low_quality_matches)
+    best_iou = iou.max(dim=0).values if iou.shape[0] else iou.new_zeros(iou.shape[1])
+    return matched, count_states(matched, best_iou, fg_iou)
+
+
+def state_colours(matched_gt_idx: Tensor | np.ndarray) -> np.ndarray:
+    """(N,) matched_gt_idx -> (N, 4) RGBA colours from `STATE_COLOURS`."""
+    from matplotlib.colors import to_rgba
+
+    matched = np.asarray(matched_gt_idx)
+    table = np.array([to_rgba(STATE_COLOURS[s]) for s in STATES])  # (3, 4)
+    index = np.where(matched >= 0, 0, np.where(matched == IGNORE, 1, 2))
+    return table[index]
+
+
+def box_outlines(boxes_xyxy: np.ndarray) -> np.ndarray:
+    """(N, 4) xyxy boxes -> (N, 5, 2) closed outlines for a LineCollection."""
+    x1, y1, x2, y2 = (np.asarray(boxes_xyxy, dtype=float).reshape(-1, 4)[:, i] for i in range(4))
+    return np.stack([np.stack(p, axis=1) for p in ((x1, y1), (x2, y1), (x2, y2), (x1, y2), (x1, y1))],
+                    axis=1)
+
+
+# ----------------------------------------------------------------------------- drawing
+
+
+class AnchorArtists:
+    """The matplotlib artists that show anchors by state; `set` moves them in place."""
+
+    def __init__(self, ax, animated: bool = False) -> None:
+        from matplotlib.collections import LineCollection
+
+        self.ax = ax
+        self.boxes = LineCollection([], linewidths=1.6, animated=animated, zorder=4)
+        self.low_quality = LineCollection([], linewidths=2.0, linestyles="--", animated=animated,
+                                          colors=STATE_COLOURS["positive"], zorder=5)
+        ax.add_collection(self.boxes)
+        ax.add_collection(self.low_quality)
+        sizes = {"negative": 3.0, "ignored": 4.5, "positive": 5.5}
+        self.centres = {  # one marker per location, in the best state of its anchors
+            state: ax.plot([], [], "o", ms=sizes[state], mew=0.5, mec="#202020", color=STATE_COLOURS[state],
+                           animated=animated, zorder=3)[0]
+            for state in STATES
+        }
+        self.location = ax.plot([], [], "P", ms=11, color=LOCATION_COLOUR, mec="black", mew=0.8,
+                                animated=animated, zorder=6)[0]
+        self.title = ax.set_title("", fontsize=10)
+        self.title.set_animated(animated)
+
+    @property
+    def artists(self) -> list:
+        return [self.boxes, self.low_quality, *self.centres.values(), self.location, self.title]
+
+    def set(self, anchors_xyxy: np.ndarray, matched_gt_idx: np.ndarray, low_quality: np.ndarray,
+            centres: np.ndarray, centre_states: np.ndarray, location: tuple[float, float] | None,
+            title: str, spacing: float | None = None) -> None:
+        """Draw these anchors (outlines, coloured by state) and these anchor centres.
+
+        anchors_xyxy (n, 4), matched_gt_idx (n,), low_quality (n,) bool; centres (L, 2) with
+        centre_states (L,) in {0: positive, 1: ignored, 2: negative}; location: a marked centre;
+        spacing: distance between neighbouring centres in data units (sizes the markers).
+        """
+        if spacing is not None:  # markers no wider than about half the gap between centres
+            ax = self.ax
+            pixels_per_unit = ax.bbox.width / abs(np.diff(ax.get_xlim())[0])
+            gap_points = spacing * pixels_per_unit * 72 / ax.figure.dpi
+            for state, marker_size in (("negative", 3.0), ("ignored", 4.5), ("positive", 5.5)):
+                size = float(np.clip(0.45 * gap_points, 1.0, marker_size))
+                self.centres[state].set_markersize(size)
+                self.centres[state].set_markeredgewidth(0.5 if size >= 2.5 else 0.0)
+        outlines = box_outlines(anchors_xyxy)  # (n, 5, 2)
+        colours = state_colours(matched_gt_idx)
+        self.boxes.set_segments(list(outlines[~low_quality]))
+        self.boxes.set_color(colours[~low_quality])
+        self.low_quality.set_segments(list(outlines[low_quality]))
+        for code, state in enumerate(STATES):
+            pts = centres[centre_states == code]
+            self.centres[state].set_data(pts[:, 0], pts[:, 1])
+        self.location.set_data(*(([location[0]], [location[1]]) if location is not None else ([], [])))
+        self.title.set_text(title)
+
+
+def _legend(fig_or_ax, **kwargs) -> None:
+    """State colours, the low-quality line style and the ground truth, as a legend."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=STATE_COLOURS[s], lw=2, marker="o", ms=5, label=s) for s in STATES]
+    handles.append(Line2D([], [], color=STATE_COLOURS["positive"], lw=2, ls="--",
+                          label="positive (low-quality match)"))
+    handles.append(Line2D([], [], color=GT_COLOUR, lw=2, label="ground truth",
+                          path_effects=_outline_effect()))
+    options = {"loc": "lower center", "fontsize": 8, "ncols": 3, "framealpha": 1.0,
+               "facecolor": "#E8E8E8"}
+    fig_or_ax.legend(handles=handles, **{**options, **kwargs})
+
+
+def _outline_effect():
+    from matplotlib import patheffects
+
+    return [patheffects.Stroke(linewidth=4, foreground="black"), patheffects.Normal()]
+
+
+def draw_ground_truth(ax, gt_boxes: Tensor | np.ndarray, names: Sequence[str] | None = None):
+    """Ground-truth boxes as white outlines with a black rim (visible on any background)."""
+    from matplotlib.collections import LineCollection
+
+    boxes = np.asarray(gt_boxes, dtype=float).reshape(-1, 4)
+    collection = LineCollection(list(box_outlines(boxes)), colors=GT_COLOUR, linewidths=2.0, zorder=2)
+    collection.set_path_effects(_outline_effect())
+    ax.add_collection(collection)
+    for i, box in enumerate(boxes):
+        if names is not None:
+            ax.text(box[0] + 2, box[1] + 2, names[i], color="black", fontsize=8, va="top",
+                    bbox={"facecolor": GT_COLOUR, "alpha": 0.8, "pad": 1, "lw": 0}, zorder=2)
+    return collection
+
+
+def draw_anchor_state(ax, anchors_xyxy: Tensor, gt_boxes: Tensor, fg_iou: float = FG_IOU,
+                      bg_iou: float = BG_IOU, allow_low_quality_matches: bool = True,
+                      image: Tensor | None = None, image_extent: tuple[float, float] | None = None,
+                      names: Sequence[str] | None = None, title: str | None = None) -> dict[str, int]:
+    """Draw every anchor in `anchors_xyxy` coloured by its state, over `image` and its ground truth.
+
+    A static picture (the explorer keeps the artists and moves them instead). `image` is
+    (3, H, W) in [0, 1]; `image_extent` (height, width) stretches it to the boxes' frame.
+    Returns the counts of `anchor_states`.
+    """
+    matched, counts = anchor_states(anchors_xyxy, gt_boxes, fg_iou, bg_iou, allow_low_quality_matches)
+    if image is not None:
+        height, width = image_extent if image_extent is not None else image.shape[-2:]
+        ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy(), extent=(0, width, height, 0))
+    draw_ground_truth(ax, gt_boxes, names)
+    best_iou = (box_iou(gt_boxes.to(anchors_xyxy.dtype), anchors_xyxy).max(dim=0).values
+                if len(gt_boxes) else anchors_xyxy.new_zeros(len(anchors_xyxy)))
+    low_quality = ((matched >= 0) & (best_iou < fg_iou)).numpy()
+    anchors = anchors_xyxy.numpy()
+    centres = (anchors[:, :2] + anchors[:, 2:]) / 2
+    codes = np.where(matched.numpy() >= 0, 0, np.where(matched.numpy() == IGNORE, 1, 2))
+    artists = AnchorArtists(ax)
+    default_title = (f"{counts['positive']} positive, {counts['ignored']} ignored, "
+                     f"{counts['negative']} negative")
+    artists.set(anchors, matched.numpy(), low_quality, centres, codes, None, title or default_title)
+    ax.set_xlabel("x (pixels)")
+    ax.set_ylabel("y (pixels)")
+    return counts
+
+
+# ----------------------------------------------------------------------------- examples
+
+
+@dataclass
+class ExplorerImage:
+    """One image the explorer can show, in the frame its anchors live in.
+
+    image: (3, H0, W0) float in [0, 1], drawn stretched to `image_size`; gt_boxes (M, 4) in
+    the `image_size` frame; anchors cover the batch padded to a multiple of `size_divisible`.
+    """
+
+    name: str
+    image: Tensor
+    gt_boxes: Tensor
+    image_size: tuple[int, int]  # (H, W) after resizing, the anchors' frame
+    anchor_sizes: tuple[float, ...]
+    anchor_scales: tuple[float, ...]
+    anchor_ratios: tuple[float, ...]
+    names: list[str] = field(default_factory=list)
+    size_divisible: int = 32
+
+    @property
+    def padded_size(self) -> tuple[int, int]:
+        d = self.size_divisible
+        return (math.ceil(self.image_size[0] / d) * d, math.ceil(self.image_size[1] / d) * d)
+
+
+def resized_size(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
+    """The size torchvision's transform resizes an image to (shorter side min_size, longer <= max_size)."""
+    scale = min(min_size / min(height, width), max_size / max(height, width))
+    return math.floor(height * scale), math.floor(width * scale)
+
+
+def explorer_image(name: str, image: Tensor, gt_boxes: Tensor, config: RetinaNetConfig,
+                   names: Sequence[str] | None = None) -> ExplorerImage:
+    """An image with its boxes, resized (boxes only; the pixels are stretched when drawn) as `config` says."""
+    height, width = image.shape[-2:]
+    size = resized_size(height, width, config.min_size, config.max_size)
+    boxes = gt_boxes.float().reshape(-1, 4)
+    if size != (height, width):
+        boxes = resize_boxes(boxes, (height, width), size)
+    return ExplorerImage(name, image, boxes, size, tuple(config.anchor_sizes),
+                         tuple(config.anchor_scales), tuple(config.anchor_ratios),
+                         list(names) if names is not None else [], config.size_divisible)
+
+
+def photo_example(config: RetinaNetConfig = TORCHVISION_V1) -> ExplorerImage:
+    """grace_hopper.jpg with its hand-made boxes, resized as torchvision does (937 x 800)."""
+    from .datasets import load_grace_hopper
+
+    image, target = load_grace_hopper()
+    return explorer_image("grace_hopper.jpg (800 px, torchvision anchors)", image, target["boxes"],
+                          config, target["names"])
+
+
+def shapes_examples(num_images: int = 6, config: RetinaNetConfig = CLASSROOM,
+                    seed: int = 0) -> list[ExplorerImage]:
+    """Generated shapes images (128 px) with the classroom anchors (16 to 406 px)."""
+    from .synthetic import ShapesDataset
+
+    dataset = ShapesDataset(num_images, image_size=config.min_size, seed=seed, split="val")
+    examples = []
+    for i in range(num_images):
+        image, target = dataset[i]
+        names = [dataset.class_names[k] for k in target["labels"].tolist()]
+        examples.append(explorer_image(f"shapes #{i} ({len(names)} objects, classroom anchors)",
+                                       image, target["boxes"], config, names))
+    return examples
+
+
+def default_examples() -> list[ExplorerImage]:
+    return [photo_example(), *shapes_examples()]
+
+
+# ----------------------------------------------------------------------------- the explorer
+
+
+@dataclass
+class _Prepared:
+    """Everything computed once per (image, convention)."""
+
+    generator: AnchorGenerator
+    grid_sizes: list[tuple[int, int]]
+    level_anchors: list[np.ndarray]  # per level (H_l * W_l * A, 4)
+    best_iou: np.ndarray  # (N,) over all levels: each anchor's best IoU with the ground truth ...
+    best_match: np.ndarray  # (N,) ... and the box that gives it
+    is_best_for_a_box: np.ndarray  # (N,) bool: the low-quality matches (independent of the thresholds)
+    level_offsets: list[int]
+
+
+def _states_numpy(best_iou: np.ndarray, best_match: np.ndarray, is_best_for_a_box: np.ndarray,
+                  fg_iou: float, bg_iou: float, allow_low_quality_matches: bool) -> np.ndarray:
+    """`states_from_iou` from its threshold-free parts, in NumPy: (N,) matched_gt_idx in microseconds."""
+    matched = np.where(best_iou >= fg_iou, best_match, np.where(best_iou >= bg_iou, IGNORE, BACKGROUND))
+    if allow_low_quality_matches:
+        matched = np.where(is_best_for_a_box, best_match, matched)
+    return matched
+
+
+def _count_numpy(matched: np.ndarray, best_iou: np.ndarray, fg_iou: float) -> dict[str, int]:
+    positive = matched >= 0
+    return {"positive": int(np.count_nonzero(positive)),
+            "ignored": int(np.count_nonzero(matched == IGNORE)),
+            "negative": int(np.count_nonzero(matched == BACKGROUND)),
+            "low_quality": int(np.count_nonzero(positive & (best_iou < fg_iou)))}
+
+
+def _format_scale(scale: float) -> str:
+    exponent = math.log2(scale)
+    for denominator in (1, 2, 3, 4):
+        numerator = exponent * denominator
+        if abs(numerator - round(numerator)) < 1e-9:
+            numerator = round(numerator)
+            return f"2^{numerator}" if denominator == 1 else f"2^({numerator}/{denominator})"
+    return f"{scale:.3g}"
+
+
+def _format_ratio(ratio: float) -> str:
+    """Ratio = height / width, written h:w."""
+    return f"{ratio:g}:1" if ratio >= 1 else f"1:{1 / ratio:g}"
+
+
+class AnchorExplorer:
+    """Anchors of one level, scale, ratio and location, coloured positive / ignored / negative.
+
+    ``update(**params)`` changes any of: ``image`` (an index into `examples` or a name), ``level``
+    (3..7), ``scale`` / ``ratio`` (an index into the level's scales / ratios, or ``"all"``),
+    ``fg_iou``, ``bg_iou``, ``location`` (``"all"`` or a grid cell ``(x, y)``),
+    ``convention`` (``"torchvision"`` or ``"centered"``), ``low_quality`` (bool); bad values
+    raise ValueError. It returns the counts for the anchors shown; :meth:`render` gives the
+    picture as PNG bytes, :meth:`widget` the ipywidgets controls around it.
+    """
+
+    def __init__(self, examples: Sequence[ExplorerImage] | None = None, figsize=(6.4, 6.8),
+                 dpi: int = 80, image_format: str = "png") -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        if image_format not in IMAGE_FORMATS:
+            raise ValueError(f"image_format={image_format!r}: expected one of {IMAGE_FORMATS}")
+        self.examples = list(examples) if examples is not None else default_examples()
+        if not self.examples:
+            raise ValueError("examples: expected at least one ExplorerImage")
+        self.image_format = image_format
+        self.params = {"image": 0, "level": FIRST_LEVEL, "scale": ALL, "ratio": ALL,
+                       "fg_iou": FG_IOU, "bg_iou": BG_IOU, "location": ALL,
+                       "convention": "torchvision", "low_quality": True}
+        self._prepared: dict[tuple[int, str], _Prepared] = {}
+        # A figure of its own, outside pyplot: nothing is shown twice in a notebook.
+        self.fig = Figure(figsize=figsize, dpi=dpi)
+        FigureCanvasAgg(self.fig)
+        self.ax = self.fig.add_axes((0.11, 0.17, 0.86, 0.74))
+        self.artists = AnchorArtists(self.ax, animated=True)
+        self._background = None  # saved pixels of everything but the anchors
+        self.counts: dict[str, int] = {}
+        self.level_counts: dict[str, int] = {}
+        self.rows: list[dict] = []  # per anchor drawn at a single location: shape, IoU, state
+        self._png: bytes | None = None
+        self.update()
+
+    # --- parameters -------------------------------------------------------------------------
+
+    def _image_index(self, image) -> int:
+        if isinstance(image, str):
+            names = [e.name for e in self.examples]
+            if image not in names:
+                raise ValueError(f"image={image!r}: expected one of {names}")
+            return names.index(image)
+        if not isinstance(image, (int, np.integer)) or not 0 <= image < len(self.examples):
+            raise ValueError(f"image={image!r}: expected an index in [0, {len(self.examples)}) or a name")
+        return int(image)
+
+    def _validate(self, params: dict) -> dict:
+        unknown = set(params) - set(self.params)
+        if unknown:
+            raise ValueError(f"unknown parameters {sorted(unknown)}: expected some of {sorted(self.params)}")
+        p = {**self.params, **params}
+        p["image"] = self._image_index(p["image"])
+        if p["convention"] not in CONVENTIONS:
+            raise ValueError(f"convention={p['convention']!r}: expected one of {CONVENTIONS}")
+        example = self.examples[p["image"]]
+        num_levels = len(example.anchor_sizes)
+        levels = range(FIRST_LEVEL, FIRST_LEVEL + num_levels)
+        if not isinstance(p["level"], (int, np.integer)) or p["level"] not in levels:
+            raise ValueError(f"level={p['level']!r}: expected one of {list(levels)} (P3 = 3)")
+        for name, options in (("scale", example.anchor_scales), ("ratio", example.anchor_ratios)):
+            value = p[name]
+            if value != ALL and (not isinstance(value, (int, np.integer)) or not 0 <= value < len(options)):
+                raise ValueError(f"{name}={value!r}: expected 'all' or an index in [0, {len(options)})")
+        _check_thresholds(p["fg_iou"], p["bg_iou"])
+        if not isinstance(p["low_quality"], (bool, np.bool_)):
+            raise ValueError(f"low_quality={p['low_quality']!r}: expected True or False")
+        location = p["location"]
+        if location != ALL:
+            grid_h, grid_w = self.grid_size(p["image"], p["level"])
+            if (not isinstance(location, (tuple, list)) or len(location) != 2
+                    or not all(isinstance(v, (int, np.integer)) for v in location)
+                    or not (0 <= location[0] < grid_w and 0 <= location[1] < grid_h)):
+                raise ValueError(f"location={location!r}: expected 'all' or a grid cell (x, y) with "
+                                 f"0 <= x < {grid_w} and 0 <= y < {grid_h} on P{p['level']}")
+            p["location"] = (int(location[0]), int(location[1]))
+        return p
+
+    def grid_size(self, image, level: int) -> tuple[int, int]:
+        """(H_l, W_l) of pyramid level `level` for an image (index or name)."""
+        example = self.examples[self._image_index(image)]
+        return feature_sizes(example.padded_size, len(example.anchor_sizes))[level - FIRST_LEVEL]
+
+    # --- computing ----------------------------------------------------------------------------
+
+    def prepared(self, image: int, convention: str) -> _Prepared:
+        """Anchors of every level and their IoUs with the ground truth, computed once."""
+        key = (image, convention)
+        if key not in self._prepared:
+            example = self.examples[image]
+            generator = AnchorGenerator(example.anchor_sizes, example.anchor_scales,
+                                        example.anchor_ratios, convention)
+            grid_sizes = feature_sizes(example.padded_size, generator.num_levels)
+            per_level = generator.per_level(example.padded_size, grid_sizes)
+            all_anchors = torch.cat(per_level)  # (N, 4)
+            iou = box_iou(example.gt_boxes, all_anchors)  # (M, N)
+            if len(example.gt_boxes):
+                best_iou, best_match = iou.max(dim=0)  # (N,)
+                is_best = (iou == iou.max(dim=1, keepdim=True).values).any(dim=0)  # (N,)
+            else:  # no ground truth: every anchor is background
+                best_iou = all_anchors.new_zeros(len(all_anchors))
+                best_match = torch.full((len(all_anchors),), BACKGROUND)
+                is_best = torch.zeros(len(all_anchors), dtype=torch.bool)
+            level_anchors = [a.numpy() for a in per_level]
+            offsets = np.cumsum([0] + [len(a) for a in per_level]).tolist()
+            self._prepared[key] = _Prepared(generator, grid_sizes, level_anchors, best_iou.numpy(),
+                                            best_match.numpy(), is_best.numpy(), offsets)
+        return self._prepared[key]
+
+    def _select(self, p: dict, prep: _Prepared):
+        """Indices (into all N anchors) of the anchors the parameters pick, as (L, k) per location."""
+        level_index = p["level"] - FIRST_LEVEL
+        grid_h, grid_w = prep.grid_sizes[level_index]
+        num_ratios, num_scales = len(prep.generator.ratios), len(prep.generator.scales)
+        index = np.arange(grid_h * grid_w * num_ratios * num_scales) + prep.level_offsets[level_index]
+        index = index.reshape(grid_h, grid_w, num_ratios, num_scales)  # (H_l, W_l, R, S)
+        if p["location"] != ALL:
+            x, y = p["location"]
+            index = index[y : y + 1, x : x + 1]
+        if p["ratio"] != ALL:
+            index = index[:, :, p["ratio"] : p["ratio"] + 1]
+        if p["scale"] != ALL:
+            index = index[:, :, :, p["scale"] : p["scale"] + 1]
+        return index.reshape(index.shape[0] * index.shape[1], -1)  # (L, k): locations x anchors
+
+    def update(self, **params) -> dict[str, int]:
+        """Change some parameters, recompute the states and redraw; returns the counts shown."""
+        p = self._validate(params)
+        image_changed = p["image"] != self.params["image"] or self._background is None
+        self.params = p
+        prep = self.prepared(p["image"], p["convention"])
+        example = self.examples[p["image"]]
+
+        matched_all = _states_numpy(prep.best_iou, prep.best_match, prep.is_best_for_a_box,
+                                    p["fg_iou"], p["bg_iou"], p["low_quality"])  # (N,)
+        level_index = p["level"] - FIRST_LEVEL
+        level_slice = slice(prep.level_offsets[level_index], prep.level_offsets[level_index + 1])
+        self.level_counts = _count_numpy(matched_all[level_slice], prep.best_iou[level_slice], p["fg_iou"])
+        self.image_counts = _count_numpy(matched_all, prep.best_iou, p["fg_iou"])
+
+        index = self._select(p, prep)  # (L, k)
+        flat = index.reshape(-1)
+        matched = matched_all[flat]
+        best_iou = prep.best_iou[flat]
+        anchors = prep.level_anchors[level_index][flat - prep.level_offsets[level_index]]  # (L * k, 4)
+        self.counts = _count_numpy(matched, best_iou, p["fg_iou"])
+
+        codes = np.where(matched >= 0, 0, np.where(matched == IGNORE, 1, 2)).reshape(index.shape)  # (L, k)
+        centre_states = codes.min(axis=1)  # a location shows its best state
+        centres = ((anchors[:, :2] + anchors[:, 2:]) / 2).reshape(*index.shape, 2)[:, 0]  # (L, 2)
+        low_quality = (matched >= 0) & (best_iou < p["fg_iou"])
+        if p["location"] == ALL:
+            keep = codes.reshape(-1) < 2  # outlines only for positive and ignored anchors
+            location = None
+        else:
+            keep = np.ones(len(flat), dtype=bool)
+            location = tuple(centres[0])
+        self.rows = self._rows(p, prep, flat, matched, best_iou, anchors) if p["location"] != ALL else []
+        if image_changed:
+            self._draw_background(example)
+        self.artists.set(anchors[keep], matched[keep], low_quality[keep], centres,
+                         centre_states, location, self._title(p, prep),
+                         spacing=example.padded_size[1] / prep.grid_sizes[level_index][1])
+        self._png = None
+        return self.counts
+
+    def _rows(self, p, prep, flat, matched, best_iou, anchors) -> list[dict]:
+        level_index = p["level"] - FIRST_LEVEL
+        num_scales = len(prep.generator.scales)
+        rows = []
+        for i, n in enumerate(flat.tolist()):  # at most A anchors
+            a = n - prep.level_offsets[level_index]
+            ratio_index, scale_index = divmod(a % (len(prep.generator.ratios) * num_scales), num_scales)
+            state = STATES[0] if matched[i] >= 0 else STATES[1] if matched[i] == IGNORE else STATES[2]
+            rows.append({"ratio": _format_ratio(prep.generator.ratios[ratio_index]),
+                         "scale": _format_scale(prep.generator.scales[scale_index]),
+                         "width": float(anchors[i, 2] - anchors[i, 0]),
+                         "height": float(anchors[i, 3] - anchors[i, 1]),
+                         "best_iou": float(best_iou[i]), "state": state})
+        return rows
+
+    def _title(self, p: dict, prep: _Prepared) -> str:
+        gen = prep.generator
+        scale = ALL if p["scale"] == ALL else _format_scale(gen.scales[p["scale"]])
+        ratio = ALL if p["ratio"] == ALL else _format_ratio(gen.ratios[p["ratio"]])
+        where = "all locations" if p["location"] == ALL else f"cell (x={p['location'][0]}, y={p['location'][1]})"
+        c = self.counts
+        low = f" ({c['low_quality']} low-quality)" if c["low_quality"] else ""
+        return (f"P{p['level']}, scale {scale}, ratio h:w {ratio}, {where}\n"
+                f"{c['positive']} positive{low}, {c['ignored']} ignored, {c['negative']} negative "
+                f"(IoU >= {p['fg_iou']:.2f} / < {p['bg_iou']:.2f})")
+
+    # --- rendering ----------------------------------------------------------------------------
+
+    def _draw_background(self, example: ExplorerImage) -> None:
+        """Draw what stays put (image, ground truth, axes), and save its pixels."""
+        ax = self.ax
+        for artist in [*ax.images, *ax.texts]:
+            artist.remove()
+        for collection in list(ax.collections):
+            if collection not in self.artists.artists:
+                collection.remove()
+        height, width = example.image_size
+        padded_h, padded_w = example.padded_size
+        ax.imshow(example.image.permute(1, 2, 0).clamp(0, 1).numpy(), extent=(0, width, height, 0),
+                  zorder=0)
+        ax.set_facecolor("#404040")  # the zero padding of the batch
+        draw_ground_truth(ax, example.gt_boxes, example.names)
+        ax.set_xlim(0, padded_w)
+        ax.set_ylim(padded_h, 0)
+        ax.set_xlabel("x (pixels, resized image)")
+        ax.set_ylabel("y (pixels)")
+        if not self.fig.legends:
+            _legend(self.fig, bbox_to_anchor=(0.5, 0.0))
+        self.fig.canvas.draw()
+        self._background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+
+    def render(self) -> bytes:
+        """The current picture as PNG (or JPEG) bytes: saved background + the anchors on top."""
+        if self._png is None:
+            from PIL import Image
+
+            canvas = self.fig.canvas
+            canvas.restore_region(self._background)
+            for artist in self.artists.artists:
+                self.fig.draw_artist(artist)
+            pixels = np.asarray(canvas.buffer_rgba())[..., :3]  # (H, W, 3) uint8
+            buffer = io.BytesIO()
+            if self.image_format == "png":
+                Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+            else:
+                Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+            self._png = buffer.getvalue()
+        return self._png
+
+    def table_html(self) -> str:
+        """Counts for the selection, the level and the whole image; the anchors at a single cell."""
+        p = self.params
+        head = "<tr><th></th>" + "".join(f"<th>{s}</th>" for s in STATES) + "<th>low-quality</th></tr>"
+        lines = [head]
+        for label, counts in (("shown", self.counts), (f"P{p['level']}", self.level_counts),
+                              ("all levels", self.image_counts)):
+            cells = "".join(f"<td>{counts[s]}</td>" for s in (*STATES, "low_quality"))
+            lines.append(f"<tr><td><b>{label}</b></td>{cells}</tr>")
+        html = "<table>" + "".join(lines) + "</table>"
+        if self.rows:
+            rows = "".join(
+                f"<tr><td>{r['ratio']}</td><td>{r['scale']}</td><td>{r['width']:.0f} x {r['height']:.0f}</td>"
+                f"<td>{r['best_iou']:.3f}</td><td style='color:{STATE_COLOURS[r['state']]}'><b>{r['state']}"
+                f"</b></td></tr>" for r in self.rows)
+            html += ("<br><table><tr><th>ratio h:w</th><th>scale</th><th>w x h</th><th>best IoU</th>"
+                     f"<th>state</th></tr>{rows}</table>")
+        return html
+
+    # --- widgets ------------------------------------------------------------------------------
+
+    def widget(self):
+        """Dropdowns and sliders wired to `update`, around the picture (an ipywidgets.Image)."""
+        import ipywidgets as W
+
+        example = self.examples[self.params["image"]]
+        image = W.Dropdown(options=[(e.name, i) for i, e in enumerate(self.examples)],
+                           value=self.params["image"], description="image", layout={"width": "420px"})
+        level = W.Dropdown(options=[(f"P{lv} (stride {2 ** lv})", lv) for lv in
+                                    range(FIRST_LEVEL, FIRST_LEVEL + len(example.anchor_sizes))],
+                           value=self.params["level"], description="level")
+        scale = W.Dropdown(description="scale")
+        ratio = W.Dropdown(description="ratio h:w")
+        convention = W.Dropdown(options=CONVENTIONS, value=self.params["convention"], description="centres")
+        fg = W.FloatSlider(value=self.params["fg_iou"], min=0.0, max=1.0, step=0.05, description="fg IoU >=")
+        bg = W.FloatSlider(value=self.params["bg_iou"], min=0.0, max=1.0, step=0.05, description="bg IoU <")
+        low_quality = W.Checkbox(value=self.params["low_quality"], description="low-quality matches")
+        everywhere = W.Checkbox(value=self.params["location"] == ALL, description="all locations")
+        grid_x = W.IntSlider(min=0, description="grid x")
+        grid_y = W.IntSlider(min=0, description="grid y")
+        picture = W.Image(format=self.image_format)
+        table = W.HTML()
+        message = W.HTML()
+        busy = {"flag": False}
+
+        def fill_choices():
+            ex = self.examples[self.params["image"]]
+            scale.options = [(ALL, ALL)] + [(_format_scale(s), i) for i, s in enumerate(ex.anchor_scales)]
+            ratio.options = [(ALL, ALL)] + [(_format_ratio(r), i) for i, r in enumerate(ex.anchor_ratios)]
+            scale.value, ratio.value = self.params["scale"], self.params["ratio"]
+            grid_h, grid_w = self.grid_size(self.params["image"], self.params["level"])
+            grid_x.max, grid_y.max = grid_w - 1, grid_h - 1
+            grid_x.disabled = grid_y.disabled = everywhere.value
+
+        def show():
+            picture.value = self.render()
+            table.value = self.table_html()
+
+        def on_change(_change=None):
+            if busy["flag"]:
+                return
+            busy["flag"] = True
+            try:
+                changes = {"image": image.value, "level": level.value, "convention": convention.value,
+                           "fg_iou": fg.value, "bg_iou": bg.value, "low_quality": low_quality.value}
+                if changes["image"] != self.params["image"] or changes["level"] != self.params["level"]:
+                    changes.update(scale=ALL, ratio=ALL)  # choices may differ; sliders are clamped below
+                    grid_h, grid_w = self.grid_size(changes["image"], changes["level"])
+                    grid_x.max, grid_y.max = grid_w - 1, grid_h - 1
+                    grid_x.value, grid_y.value = min(grid_x.value, grid_w - 1), min(grid_y.value, grid_h - 1)
+                else:
+                    changes.update(scale=scale.value, ratio=ratio.value)
+                changes["location"] = ALL if everywhere.value else (grid_x.value, grid_y.value)
+                self.update(**changes)
+                fill_choices()
+                message.value = ""
+                show()
+            except ValueError as error:  # e.g. bg IoU above fg IoU: say so, keep the last picture
+                message.value = f"<span style='color:#D55E00'>{error}</span>"
+            finally:
+                busy["flag"] = False
+
+        fill_choices()
+        grid_x.value, grid_y.value = (self.grid_size(self.params["image"], self.params["level"])[1] // 2,
+                                      self.grid_size(self.params["image"], self.params["level"])[0] // 2)
+        for control in (image, level, scale, ratio, convention, fg, bg, low_quality, everywhere, grid_x, grid_y):
+            control.observe(on_change, names="value")
+        show()
+        controls = W.VBox([image, level, scale, ratio, convention, fg, bg, low_quality, everywhere,
+                           grid_x, grid_y, table, message])
+        return W.HBox([picture, controls])
