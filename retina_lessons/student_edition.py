@@ -51,8 +51,10 @@ Lesson authors write exercises in the notebooks' "Exercises" section as follows.
    not run such cells.
 
 No data files are copied: the notebooks import ``retina_lessons`` and find their data
-through the package (the photo is matplotlib's sample image, the training data is
-generated), so the student edition works wherever ``retina_lessons`` is installed.
+through the package (the repository's ``data/`` via ``retina_lessons.datasets.DATA_DIR``,
+the photo from matplotlib's sample data), never by paths relative to the notebook. So
+the student edition runs from any folder with the repository's package installed, as
+``uv run`` and ``environment.yml`` (``pip install -e .``) install it.
 
 Taught in: every lesson's "Exercises" section; the teacher's guide is TEACHING.md.
 """
