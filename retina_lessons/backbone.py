@@ -1,6 +1,6 @@
 """The backbone: a ResNet whose stages 3, 4 and 5 are tapped as C3, C4, C5 (strides 8, 16, 32).
 
-Paper, Section 3.4: RetinaNet builds its pyramid on ResNet; C2 is skipped "for computational
+Paper, Section 4 ("Feature Pyramid Network Backbone"): RetinaNet builds its pyramid on ResNet; C2 is skipped "for computational
 reasons" (at stride 4 it would hold four times as many anchors as P3). A tap is the *output* of a
 stage (after its last block's residual sum and ReLU), which is exactly what torchvision's
 ``IntermediateLayerGetter`` returns for ``layer2``, ``layer3`` and ``layer4``.
@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
@@ -50,10 +51,10 @@ TRAINABLE_ORDER = ("layer4", "layer3", "layer2", "layer1", "conv1")
 
 
 class FrozenBatchNorm2d(nn.Module):
-    """BatchNorm with fixed statistics and affine parameters: y = x * scale + shift.
+    """BatchNorm with fixed statistics and affine parameters.
 
-    scale = weight / sqrt(running_var + eps), shift = bias - running_mean * scale. All four tensors
-    are buffers, not parameters. State-dict compatible with ``nn.BatchNorm2d`` and torchvision's
+    y = (x - running_mean) / sqrt(running_var + eps) * weight + bias, where all four tensors are
+    buffers, not parameters: no optimiser can change them. State-dict compatible with ``nn.BatchNorm2d`` and torchvision's
     ``FrozenBatchNorm2d`` (same arithmetic).
     """
 
@@ -70,9 +71,10 @@ class FrozenBatchNorm2d(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
-        scale = self.weight * (self.running_var + self.eps).rsqrt()
-        shift = self.bias - self.running_mean * scale
-        return x * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
+        # y = (x - running_mean) / sqrt(running_var + eps) * weight + bias, with fixed statistics: the
+        # fused inference-mode kernel computes exactly this in one pass (and lets gradients reach x).
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            training=False, eps=self.eps)
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[0]}, eps={self.eps}"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-# The paper's constants (Section 4 and Section 3.3), named once.
+# The paper's constants (Sections 3.3, 4 and 4.1), named once.
 PRIOR_PROB = 0.01  # pi: initial foreground probability of every anchor
 FG_IOU = 0.5  # anchors with IoU >= FG_IOU are foreground ...
 BG_IOU = 0.4  # ... IoU < BG_IOU background, in between ignored
@@ -38,7 +38,7 @@ class RetinaNetConfig:
     """Every choice that defines a RetinaNet, with the paper's / torchvision's defaults."""
 
     num_classes: int = 91  # K: sigmoid outputs per anchor, no background class
-    # --- backbone (Section 3.4, "Feature Pyramid Network Backbone") ---
+    # --- backbone (Section 4, "Feature Pyramid Network Backbone") ---
     backbone: str = "resnet50"  # one of BACKBONES
     backbone_norm: str = "frozen_bn"  # "frozen_bn" (pretrained), "bn" or "group" (from scratch)
     trainable_layers: int = 3  # stages trained, counted from the top: 0 (none) .. 5 (all)
@@ -74,7 +74,7 @@ class RetinaNetConfig:
     size_divisible: int = 32  # batches are zero-padded to a multiple of this
     image_mean: tuple[float, float, float] = IMAGENET_MEAN
     image_std: tuple[float, float, float] = IMAGENET_STD
-    # --- inference (Section 4, "Inference") ---
+    # --- inference (Section 4.1, "Inference") ---
     score_thresh: float = 0.05
     topk_candidates: int = 1000  # per level, before NMS
     nms_thresh: float = 0.5
@@ -101,6 +101,10 @@ class RetinaNetConfig:
             raise ValueError(f"backbone_width={self.backbone_width}: expected a channel multiplier in (0, 1]")
         if not 0.0 < self.prior_prob < 1.0:
             raise ValueError(f"prior_prob={self.prior_prob}: expected a probability in (0, 1)")
+        if self.focal_gamma < 0:
+            raise ValueError(f"focal_gamma={self.focal_gamma}: expected gamma >= 0")
+        if not (0.0 <= self.focal_alpha <= 1.0 or self.focal_alpha == -1):
+            raise ValueError(f"focal_alpha={self.focal_alpha}: expected alpha in [0, 1], or -1 for no weighting")
         if not 0.0 <= self.bg_iou <= self.fg_iou <= 1.0:
             raise ValueError(f"bg_iou={self.bg_iou}, fg_iou={self.fg_iou}: expected 0 <= bg_iou <= fg_iou <= 1")
 

@@ -1,6 +1,6 @@
 """The Feature Pyramid Network: P3..P5 from C3..C5 by a top-down pathway, plus P6 and P7.
 
-Paper, Section 3.4 and footnote 2: P3-P5 are computed from C3-C5 with lateral 1x1 convolutions and a
+Paper, Section 4 ("Feature Pyramid Network Backbone") and its footnote: P3-P5 are computed from C3-C5 with lateral 1x1 convolutions and a
 top-down pathway (nearest-neighbour upsampling and addition), each merged map smoothed by a 3x3
 convolution; P6 is a 3x3 stride-2 convolution on C5, and P7 applies ReLU then a 3x3 stride-2
 convolution on P6. torchvision v1 computes P6 from P5 instead (``p6_from="p5"``).

@@ -1,6 +1,6 @@
 """The two subnets: classification (K sigmoid scores per anchor) and box regression (4 deltas).
 
-Paper, Section 3.3: each subnet is a small FCN shared across pyramid levels: four 3x3 convolutions
+Paper, Section 4 ("Classification Subnet", "Box Regression Subnet"): each subnet is a small FCN shared across pyramid levels: four 3x3 convolutions
 with C channels and ReLU, then a 3x3 convolution with A*K (classification) or A*4 (boxes) outputs.
 The classification output uses one sigmoid per class (no background class). Initialisation
 (Section 4.1): weights ~ N(0, 0.01), biases 0, except the final classification bias,

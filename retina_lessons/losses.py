@@ -1,6 +1,6 @@
 """RetinaNet's training loss, vectorised over the whole batch.
 
-Paper, Section 3.3 and 4: the classification loss is the focal loss summed over all anchors that are
+Paper, Section 4.1 ("Focal Loss"): the classification loss is the focal loss summed over all anchors that are
 not ignored, normalised by the number of anchors assigned to a ground-truth box (not by the total
 number of anchors: almost all of them are easy negatives with negligible loss). The box loss is
 computed on the foreground anchors only.
@@ -26,7 +26,7 @@ from torchvision.ops import generalized_box_iou_loss
 
 from .box_coding import TORCHVISION_WEIGHTS, decode_boxes, encode_boxes
 from .config import BOX_DELTA_CLAMP, FOCAL_ALPHA, FOCAL_GAMMA
-from .focal_loss import sigmoid_focal_loss
+from .focal_loss import NO_ALPHA
 from .matching import IGNORE
 
 
@@ -52,14 +52,30 @@ def classification_loss(cls_logits: Tensor, matched_gt_idx: Tensor, gt_labels: T
     """Focal loss over all non-ignored anchors, normalised by the foreground count.
 
     cls_logits (B, N, K); matched_gt_idx (B, N) from `match_anchors`; gt_labels (B, M) padded labels.
+
+    Equal to ``sigmoid_focal_loss(cls_logits, classification_targets(...))`` summed over the
+    non-ignored anchors, but computed without building the (B, N, K) one-hot targets: every entry
+    is first scored as a negative (t = 0), then the few foreground entries (one per foreground
+    anchor) are switched to t = 1. Both terms are taken in log space, as in `sigmoid_focal_loss`,
+    so gradients stay finite for every gamma >= 0.
     """
     B, N, K = cls_logits.shape
-    targets = classification_targets(matched_gt_idx, gt_labels, K).to(cls_logits.dtype)
-    loss = sigmoid_focal_loss(cls_logits, targets, alpha=alpha, gamma=gamma)  # (B, N, K)
-    counted = (matched_gt_idx != IGNORE).to(loss.dtype)  # (B, N)
-    per_image = (loss.sum(dim=2) * counted).sum(dim=1)  # (B,)
-    num_foreground = (matched_gt_idx >= 0).sum(dim=1)
-    return _normalise(per_image, num_foreground, normalization)
+    log_p = F.logsigmoid(cls_logits)  # (B, N, K): log p
+    # t = 0: CE = -log(1 - p) = x - log p, and 1 - p_t = p.
+    negative = torch.exp(gamma * log_p) * (cls_logits - log_p)
+    counted = (matched_gt_idx != IGNORE).to(cls_logits.dtype)  # (B, N)
+    per_image = (negative.sum(dim=2) * counted).sum(dim=1)  # (B,)
+    # t = 1 on the foreground entries: CE = -log p, and 1 - p_t = 1 - p, log(1 - p) = log p - x.
+    image_idx, anchor_idx = (matched_gt_idx >= 0).nonzero(as_tuple=True)  # (F,), (F,)
+    label = gt_labels[image_idx, matched_gt_idx[image_idx, anchor_idx]]  # (F,)
+    x, lp = cls_logits[image_idx, anchor_idx, label], log_p[image_idx, anchor_idx, label]
+    positive = torch.exp(gamma * (lp - x)) * -lp
+    negative_weight, positive_weight = (1.0, 1.0) if alpha == NO_ALPHA else (1 - alpha, alpha)
+    if alpha != NO_ALPHA:
+        per_image = negative_weight * per_image
+    switch = positive_weight * positive - negative_weight * negative[image_idx, anchor_idx, label]
+    per_image = per_image.index_add(0, image_idx, switch)
+    return _normalise(per_image, (matched_gt_idx >= 0).sum(dim=1), normalization)
 
 
 def box_loss(box_deltas: Tensor, anchors_xyxy: Tensor, matched_gt_idx: Tensor, gt_boxes: Tensor, *,

@@ -1,6 +1,6 @@
 """Inference: from raw head outputs to detections, for the whole batch at once.
 
-Paper, Section 4 ("Inference"): to keep inference fast, each pyramid level keeps at most its 1000
+Paper, Section 4.1 ("Inference"): to keep inference fast, each pyramid level keeps at most its 1000
 top-scoring box predictions after thresholding the detector confidence at 0.05; the boxes are
 decoded, the predictions of all levels merged, and non-maximum suppression with threshold 0.5 is
 applied per class. torchvision keeps 300 detections per image, the paper 100.

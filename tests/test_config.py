@@ -23,7 +23,8 @@ def test_get_config_applies_changes_and_the_config_is_frozen():
 
 
 @pytest.mark.parametrize("changes", [{"backbone": "vgg"}, {"p6_from": "p4"}, {"box_loss": "l2"},
-                                     {"num_classes": 0}, {"prior_prob": 1.5}, {"fg_iou": 0.3},
+                                     {"num_classes": 0}, {"focal_gamma": -1.0}, {"focal_alpha": 1.5},
+                                     {"prior_prob": 1.5}, {"fg_iou": 0.3},
                                      {"trainable_layers": 9}])
 def test_invalid_values_raise(changes):
     with pytest.raises(ValueError, match=next(iter(changes))):

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss as tv_focal
 
 from retina_lessons.box_coding import encode_boxes
+from retina_lessons.focal_loss import sigmoid_focal_loss
 from retina_lessons.losses import box_loss, classification_loss, classification_targets
 from retina_lessons.matching import BACKGROUND, IGNORE
 
@@ -37,6 +38,20 @@ def test_classification_loss_normalisations(example):
     torch.testing.assert_close(per_image, (sums[0] / 3 + sums[1] / 1) / 2)
     per_batch = classification_loss(cls_logits, matched, gt_labels, normalization="per_batch")
     torch.testing.assert_close(per_batch, (sums[0] + sums[1]) / 3)
+
+
+@pytest.mark.parametrize("alpha, gamma", [(0.25, 2.0), (0.5, 0.0), (-1, 0.5), (0.75, 5.0)])
+def test_classification_loss_equals_the_focal_loss_of_one_hot_targets(example, alpha, gamma):
+    cls_logits, matched, gt_labels = example
+    cls_logits = cls_logits * 40  # saturated logits too
+    cls_logits.requires_grad_(True)
+    targets = classification_targets(matched, gt_labels, 3)
+    valid = (matched != IGNORE)[..., None]
+    expected = (sigmoid_focal_loss(cls_logits, targets, alpha=alpha, gamma=gamma) * valid).sum((1, 2))
+    loss = classification_loss(cls_logits, matched, gt_labels, alpha=alpha, gamma=gamma)
+    torch.testing.assert_close(loss, (expected[0] / 3 + expected[1] / 1) / 2)
+    loss.backward()
+    assert torch.isfinite(cls_logits.grad).all()
 
 
 @pytest.mark.parametrize("loss_type", ["l1", "smooth_l1", "giou"])
