@@ -417,7 +417,8 @@ class AnchorExplorer:
         FigureCanvasAgg(self.fig)
         self.ax = self.fig.add_axes((0.11, 0.17, 0.86, 0.74))
         self.artists = AnchorArtists(self.ax, animated=True)
-        self._background = None  # saved pixels of everything but the anchors
+        self._background = None  # saved pixels of everything but the anchors ...
+        self._backgrounds: dict = {}  # ... per image, drawn on its first visit
         self.counts: dict[str, int] = {}
         self.level_counts: dict[str, int] = {}
         self.rows: list[dict] = []  # per anchor drawn at a single location: shape, IoU, state
@@ -548,7 +549,7 @@ class AnchorExplorer:
             location = tuple(centres[0])
         self.rows = self._rows(p, prep, flat, matched, best_iou, anchors) if p["location"] != ALL else []
         if image_changed:
-            self._draw_background(example)
+            self._draw_background(p["image"])
         self.artists.set(anchors[keep], matched[keep], low_quality[keep], centres,
                          centre_states, location, self._title(p, prep),
                          spacing=example.padded_size[1] / prep.grid_sizes[level_index][1])
@@ -583,28 +584,34 @@ class AnchorExplorer:
 
     # --- rendering ----------------------------------------------------------------------------
 
-    def _draw_background(self, example: ExplorerImage) -> None:
-        """Draw what stays put (image, ground truth, axes), and save its pixels."""
+    def _draw_background(self, image: int) -> None:
+        """Draw what stays put (image, ground truth, axes) and save its pixels; once per image."""
         ax = self.ax
+        example = self.examples[image]
+        padded_h, padded_w = example.padded_size
+        ax.set_xlim(0, padded_w)  # the anchors' transform needs these even when the pixels are cached
+        ax.set_ylim(padded_h, 0)
+        if image in self._backgrounds:
+            self._background = self._backgrounds[image]
+            return
         for artist in [*ax.images, *ax.texts]:
             artist.remove()
         for collection in list(ax.collections):
             if collection not in self.artists.artists:
                 collection.remove()
         height, width = example.image_size
-        padded_h, padded_w = example.padded_size
         ax.imshow(example.image.permute(1, 2, 0).clamp(0, 1).numpy(), extent=(0, width, height, 0),
                   zorder=0)
         ax.set_facecolor("#404040")  # the zero padding of the batch
         draw_ground_truth(ax, example.gt_boxes, example.names)
-        ax.set_xlim(0, padded_w)
+        ax.set_xlim(0, padded_w)  # imshow may have moved them
         ax.set_ylim(padded_h, 0)
         ax.set_xlabel("x (pixels, resized image)")
         ax.set_ylabel("y (pixels)")
         if not self.fig.legends:
             _legend(self.fig, bbox_to_anchor=(0.5, 0.0))
         self.fig.canvas.draw()
-        self._background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+        self._background = self._backgrounds[image] = self.fig.canvas.copy_from_bbox(self.fig.bbox)
 
     def render(self) -> bytes:
         """The current picture as PNG (or JPEG) bytes: saved background + the anchors on top."""
