@@ -18,11 +18,14 @@ from numbers import Real
 import torch
 import torch.nn.functional as F
 
-FOCAL_ALPHA = 0.25  # weight of the positive class, alpha in Eq. 5 (paper Section 5.1)
-FOCAL_GAMMA = 2.0  # focusing parameter, gamma in Eq. 4-5 (paper Section 5.1)
+# The paper's defaults (Section 5.1: gamma = 2, alpha = 0.25), named once in config.py.
+from .config import FOCAL_ALPHA, FOCAL_GAMMA
+
 NO_ALPHA = -1  # pass as alpha to switch the alpha weighting off (torchvision's convention)
 
 REDUCTIONS = ("none", "mean", "sum")
+
+__all__ = ["FOCAL_ALPHA", "FOCAL_GAMMA", "NO_ALPHA", "log_one_minus_p_t", "sigmoid_focal_loss"]
 
 
 def sigmoid_focal_loss(
