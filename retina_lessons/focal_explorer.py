@@ -314,6 +314,10 @@ class FocalExplorer:
     Per anchor CE, log(1 - p_t) and the groups are computed once; :meth:`update` only
     evaluates exp(gamma * log(1 - p_t)) * CE per group and moves the artists, and
     :meth:`render` blits them over a saved background into PNG bytes.
+
+    Text is the slowest thing matplotlib draws (a few ms per label), so with
+    ``numbers_in_figure=False`` (the widget's choice) the numbers that move are left out
+    of the picture and shown by :meth:`table_html` instead, as HTML the browser draws.
     """
 
     def __init__(
@@ -325,6 +329,7 @@ class FocalExplorer:
         alpha: float = FOCAL_ALPHA,
         easy_p_t: float = EASY_P_T,
         title: bool = False,
+        numbers_in_figure: bool = True,
         figsize=(13.0, 4.3),
         dpi: int = 80,
     ) -> None:
@@ -353,7 +358,7 @@ class FocalExplorer:
         # A figure of its own, outside pyplot: a notebook shows it only when asked to.
         self.fig = Figure(figsize=figsize, dpi=dpi)
         FigureCanvasAgg(self.fig)
-        self._build(title)
+        self._build(title, numbers_in_figure)
         self._background = None
         self._png: bytes | None = None
         self.gamma, self.alpha = gamma, alpha
@@ -389,7 +394,7 @@ class FocalExplorer:
 
     # --- drawing ------------------------------------------------------------------------------
 
-    def _build(self, title: bool) -> None:
+    def _build(self, title: bool, numbers_in_figure: bool) -> None:
         fig = self.fig
         ax_loss, ax_factor, ax_share = fig.subplots(
             1,
@@ -398,7 +403,7 @@ class FocalExplorer:
                 "width_ratios": [1, 1, 1.25],
                 "left": 0.05,
                 "right": 0.99,
-                "bottom": 0.25,
+                "bottom": 0.25 if numbers_in_figure else 0.2,
                 "top": 0.83 if title else 0.9,
                 "wspace": 0.28,
             },
@@ -527,6 +532,15 @@ class FocalExplorer:
         ]
         if self._title is not None:
             self._animated.append(self._title)
+        if not numbers_in_figure:
+            texts = [
+                self._factor_text,
+                self._totals,
+                *[t for loss in LOSSES for t in self._bar_labels[loss]],
+            ]
+            for text in texts:
+                text.set_visible(False)
+            self._animated = [artist for artist in self._animated if artist not in texts]
 
     def update(self, gamma: float, alpha: float) -> dict[str, float]:
         """Move every artist to (gamma, alpha); return FL's share of each group (sums to 1)."""
@@ -572,37 +586,50 @@ class FocalExplorer:
     def _repr_png_(self) -> bytes:
         return self.render()
 
+    def table_html(self) -> str:
+        """The numbers behind the picture: per group and loss, the share and the summed loss."""
+        numbers = self.numbers(self.gamma, self.alpha)
+        at_easy = (1 - self.easy_p_t) ** self.gamma
+        less = f", {1 / at_easy:,.0f}× less than CE" if at_easy < 1 else ", the same as CE"
+        head = "".join(f"<th>{name}<br>({self.counts[name]:,})</th>" for name in GROUPS)
+        rows = []
+        for loss in LOSSES:
+            cells = "".join(
+                f"<td>{100 * numbers[loss]['shares'][name]:.1f}% ({numbers[loss]['sums'][name]:,.2f})</td>"
+                for name in GROUPS
+            )
+            rows.append(f"<tr><th>{loss}</th>{cells}<td>{numbers[loss]['total']:,.2f}</td></tr>")
+        return (
+            f"<b>γ = {self.gamma:.2f}, α = {self.alpha:.2f}</b>: at p_t = {self.easy_p_t:g} the "
+            f"modulating factor is {at_easy:.3g}{less}.<br>"
+            "<table style='border-collapse: collapse; text-align: right'>"
+            "<tr><th>share of the loss (summed loss)</th>"
+            f"{head}<th>summed loss</th></tr>{''.join(rows)}</table>"
+        )
+
     def widget(self):
-        """Sliders for gamma and alpha over the picture (an ``ipywidgets.Image``), redrawn together."""
+        """Sliders for gamma and alpha over the picture (an ``ipywidgets.Image``) and the numbers."""
         import ipywidgets as W
 
         gamma = W.FloatSlider(
-            value=self.gamma,
-            min=GAMMA_RANGE[0],
-            max=GAMMA_RANGE[1],
-            step=0.1,
-            description="γ (gamma)",
-            readout_format=".1f",
-            continuous_update=True,
-        )
+            value=self.gamma, min=GAMMA_RANGE[0], max=GAMMA_RANGE[1], step=0.1,
+            description="γ (gamma)", readout_format=".1f", continuous_update=True,
+        )  # fmt: skip
         alpha = W.FloatSlider(
-            value=self.alpha,
-            min=ALPHA_RANGE[0],
-            max=ALPHA_RANGE[1],
-            step=0.05,
-            description="α (alpha)",
-            readout_format=".2f",
-            continuous_update=True,
-        )
+            value=self.alpha, min=ALPHA_RANGE[0], max=ALPHA_RANGE[1], step=0.05,
+            description="α (alpha)", readout_format=".2f", continuous_update=True,
+        )  # fmt: skip
         picture = W.Image(value=self.render(), format="png")
+        table = W.HTML(value=self.table_html())
 
         def on_change(_change=None):
             self.update(gamma.value, alpha.value)
             picture.value = self.render()
+            table.value = self.table_html()
 
         gamma.observe(on_change, names="value")
         alpha.observe(on_change, names="value")
-        return W.VBox([W.HBox([gamma, alpha]), picture])
+        return W.VBox([W.HBox([gamma, alpha]), picture, table])
 
 
 def _percent(value: float) -> str:
@@ -657,4 +684,5 @@ def focal_explorer(
     alpha: float = FOCAL_ALPHA,
 ):
     """The explorer with its gamma and alpha sliders, ready to be the last line of a cell."""
-    return FocalExplorer(logits, targets, gamma=gamma, alpha=alpha).widget()
+    explorer = FocalExplorer(logits, targets, gamma=gamma, alpha=alpha, numbers_in_figure=False)
+    return explorer.widget()

@@ -340,16 +340,35 @@ def test_focal_explorer_widget_redraws_on_slider_change():
     logits, targets = realistic_anchor_logits(5000, 10)
     box = focal_explorer(logits, targets)
     assert isinstance(box, W.VBox)
-    (gamma, alpha), picture = box.children[0].children, box.children[1]
+    (gamma, alpha), picture, table = box.children[0].children, box.children[1], box.children[2]
     assert isinstance(gamma, W.FloatSlider) and isinstance(alpha, W.FloatSlider)
+    assert isinstance(picture, W.Image) and isinstance(table, W.HTML)
     assert (gamma.min, gamma.max, alpha.min, alpha.max) == (0.0, 5.0, 0.0, 1.0)
     assert (gamma.value, alpha.value) == (2.0, 0.25)
     before = picture.value
     gamma.value = 0.0
     assert picture.value != before
     alpha.value = 0.5
-    explorer = FocalExplorer(logits, targets, gamma=0.0, alpha=0.5)
+    explorer = FocalExplorer(logits, targets, gamma=0.0, alpha=0.5, numbers_in_figure=False)
     assert picture.value == explorer.render()
+    assert table.value == explorer.table_html()
+    assert "γ = 0.00, α = 0.50" in table.value
+
+
+def test_table_html_holds_the_numbers(explorer, anchors):
+    explorer.update(2.0, 0.25)
+    html = explorer.table_html()
+    shares = loss_shares(2.0, 0.25, *anchors)
+    for name in GROUPS:
+        assert f"{100 * shares[name]:.1f}%" in html
+        assert f"{explorer.counts[name]:,}" in html
+    assert "100× less than CE" in html
+
+
+def test_numbers_left_out_of_the_widgets_picture(anchors):
+    quiet = FocalExplorer(*anchors, numbers_in_figure=False)
+    assert not quiet._factor_text.get_visible() and quiet._factor_text not in quiet._animated
+    assert quiet.update(2.0, 0.25) == FocalExplorer(*anchors).update(2.0, 0.25)
 
 
 def test_easy_threshold_is_the_papers_100x_example():
