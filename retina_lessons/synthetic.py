@@ -22,16 +22,20 @@ Command line::
 
     python -m retina_lessons.synthetic heldout           # rewrite data/shapes_val
     python -m retina_lessons.synthetic cache -n 2000     # pre-build the training cache
+    python -m retina_lessons.synthetic speed -n 2000     # time the drawing
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
+import pickle
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -388,6 +392,9 @@ def cached_shapes_dataset(
 
     The file (uint8 images + boxes + labels, ~50 kB per 128-px image) is named after all
     the arguments and ``GENERATOR_VERSION``, so changing any of them draws a fresh one.
+    The file also records a fingerprint of this module's source and of NumPy's version,
+    and the first and last images are drawn again on loading: a cache left by other code
+    is noticed (with a warning) and replaced.
     """
     dataset = ShapesDataset(num_images, image_size, seed, split, num_classes, transforms)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -395,10 +402,9 @@ def cached_shapes_dataset(
         f"shapes_{split}_n{num_images}_size{image_size}_seed{seed}_k{num_classes}"
         f"_v{GENERATOR_VERSION}.pt"
     )
-    if path.exists():
-        data = torch.load(path, weights_only=True)
-        images, num_boxes = data["images"], data["num_boxes"].tolist()
-        boxes, labels = list(data["boxes"].split(num_boxes)), list(data["labels"].split(num_boxes))
+    cached = _read_cache(path, dataset) if path.exists() else None
+    if cached is not None:
+        images, boxes, labels = cached
     else:
         images, boxes, labels = generate_shapes(num_images, image_size, seed, split, num_classes)
         data = {
@@ -406,6 +412,7 @@ def cached_shapes_dataset(
             "boxes": torch.cat(boxes) if boxes else torch.zeros((0, 4)),  # (sum M_i, 4)
             "labels": torch.cat(labels) if labels else torch.zeros(0, dtype=torch.int64),
             "num_boxes": torch.tensor([len(b) for b in boxes], dtype=torch.int64),  # (N,)
+            "fingerprint": _code_fingerprint(),
         }
         cache_dir.mkdir(parents=True, exist_ok=True)
         # write to a temporary file first, so that an interrupted run leaves no half file
@@ -419,6 +426,36 @@ def cached_shapes_dataset(
                 os.remove(tmp)
     dataset._images, dataset._boxes, dataset._labels = images, boxes, labels
     return dataset
+
+
+def _code_fingerprint() -> str:
+    """Changes whenever the drawing could: this file's source or NumPy's random streams."""
+    source = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    return f"{source}-numpy{np.__version__}"
+
+
+def _read_cache(path: Path, dataset: ShapesDataset) -> tuple[Tensor, list, list] | None:
+    """The split stored at `path`, or None (with a warning) if it is unreadable or stale."""
+    try:
+        data = torch.load(path, weights_only=True)
+        images, num_boxes = data["images"], data["num_boxes"].tolist()
+        boxes, labels = list(data["boxes"].split(num_boxes)), list(data["labels"].split(num_boxes))
+    except (OSError, EOFError, RuntimeError, KeyError, pickle.UnpicklingError) as error:
+        warnings.warn(
+            f"{path}: unreadable cache ({error!r}); drawing the images again", stacklevel=3
+        )
+        return None
+    same = len(images) == len(dataset) and data.get("fingerprint") == _code_fingerprint()
+    for i in sorted({0, len(dataset) - 1}) if same and len(dataset) else []:
+        image, b, lab = render_shapes_image(
+            i, dataset.image_size, dataset.seed, dataset.split, dataset.num_classes
+        )
+        same &= np.array_equal(images[i].numpy(), image) and np.array_equal(boxes[i].numpy(), b)
+        same &= np.array_equal(labels[i].numpy(), lab)
+    if not same:
+        warnings.warn(f"{path}: drawn by other code; drawing the images again", stacklevel=3)
+        return None
+    return images, boxes, labels
 
 
 # ----------------------------------------------------------------------------- held-out split
@@ -500,24 +537,35 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     heldout = commands.add_parser("heldout", help="write the held-out split in COCO format")
     heldout.add_argument("--out", type=Path, default=HELDOUT_DIR)
-    cache = commands.add_parser("cache", help="draw a training split into the cache")
-    cache.add_argument("-n", "--num-images", type=int, default=2000)
-    cache.add_argument("--seed", type=int, default=0)
-    cache.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE)
+    for name, summary in [
+        ("cache", "draw a training split into the cache (or load it from there)"),
+        ("speed", "time the drawing of a training split, without caching it"),
+    ]:
+        command = commands.add_parser(name, help=summary)
+        command.add_argument("-n", "--num-images", type=int, default=2000)
+        command.add_argument("--seed", type=int, default=0)
+        command.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE)
     args = parser.parse_args(argv)
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     if args.command == "heldout":
         path = write_coco_split(heldout_dataset(), args.out)
         print(
             f"wrote {path} and {HELDOUT_NUM_IMAGES} images in {time.perf_counter() - start:.1f} s"
         )
-    else:
+    elif args.command == "cache":
         dataset = cached_shapes_dataset(args.num_images, args.image_size, args.seed)
         num_boxes = sum(len(b) for b in dataset._boxes)
+        seconds = time.perf_counter() - start
         print(
-            f"{len(dataset)} images, {num_boxes} boxes in {time.perf_counter() - start:.1f} s "
-            f"(cache: {default_cache_dir()})"
+            f"{len(dataset)} images, {num_boxes} boxes in {seconds:.1f} s (cache: {default_cache_dir()})"
+        )
+    else:
+        _, boxes, _ = generate_shapes(args.num_images, args.image_size, args.seed)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        print(
+            f"drew {args.num_images} images of {args.image_size} px ({sum(map(len, boxes))} boxes) "
+            f"in {seconds:.2f} s wall, {cpu:.2f} s CPU: {1000 * cpu / args.num_images:.2f} ms per image"
         )
 
 

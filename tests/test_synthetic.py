@@ -220,11 +220,36 @@ def test_cache_round_trip(tmp_path, monkeypatch):
     assert len(list(tmp_path.iterdir())) == 2
 
 
+def test_stale_or_broken_cache_is_drawn_again(tmp_path):
+    cached_shapes_dataset(4, cache_dir=tmp_path)
+    path = next(tmp_path.iterdir())
+    data = torch.load(path, weights_only=True)
+    data["images"][0] = 255 - data["images"][0]  # as if drawn by an older version of the code
+    torch.save(data, path)
+    with pytest.warns(UserWarning, match="drawn by other code"):
+        dataset = cached_shapes_dataset(4, cache_dir=tmp_path)
+    assert torch.equal(dataset[0][0], ShapesDataset(4)[0][0])
+    assert torch.equal(torch.load(path, weights_only=True)["images"][0], dataset.raw(0)[0])
+
+    data = torch.load(path, weights_only=True)
+    data["fingerprint"] = "older code"  # every image may still look the same
+    torch.save(data, path)
+    with pytest.warns(UserWarning, match="drawn by other code"):
+        cached_shapes_dataset(4, cache_dir=tmp_path)
+    assert torch.load(path, weights_only=True)["fingerprint"] == synthetic._code_fingerprint()
+
+    path.write_bytes(b"not a torch file")
+    with pytest.warns(UserWarning, match="unreadable"):
+        dataset = cached_shapes_dataset(4, cache_dir=tmp_path)
+    assert torch.equal(dataset[3][0], ShapesDataset(4)[3][0])
+
+
 def test_cache_file_loads_with_weights_only(tmp_path):
     cached_shapes_dataset(3, cache_dir=tmp_path)
     data = torch.load(next(tmp_path.iterdir()), weights_only=True)
     assert data["images"].dtype == torch.uint8 and data["images"].shape == (3, 3, 128, 128)
     assert data["num_boxes"].sum() == len(data["boxes"]) == len(data["labels"])
+    assert data["fingerprint"] == synthetic._code_fingerprint()
 
 
 def test_cache_dir_from_environment(tmp_path, monkeypatch):
