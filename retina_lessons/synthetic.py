@@ -9,8 +9,9 @@ thin lines and soft blobs that are not objects, and shapes may overlap a little.
 
 Image ``i`` is a pure function of ``(seed, split, i)``: its random generator is seeded
 from those three numbers, so any subset in any order gives the same pixels and boxes,
-on every machine. Images are quantised to uint8, so an image rendered on the fly equals
-the one read back from the cache or from the PNGs of the held-out split.
+on every machine (a vectorised maths library may at most move a rare pixel by one level).
+Images are quantised to uint8, so an image rendered on the fly equals the one read back
+from the cache or from the PNGs of the held-out split.
 
 Boxes are float ``xyxy`` in pixels, tight around the whole shape (also where a later
 shape covers part of it; every shape keeps at least ``MIN_VISIBLE`` of its area visible).
