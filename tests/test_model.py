@@ -17,7 +17,7 @@ def randomised(builder):
     would leave nothing to compare; the heads are re-drawn so that hundreds of boxes survive.
     """
     torch.manual_seed(0)
-    tv = builder(weights=None, weights_backbone=None, num_classes=NUM_CLASSES, min_size=320, max_size=480)
+    tv = builder(weights=None, weights_backbone=None, num_classes=NUM_CLASSES, min_size=224, max_size=320)
     v2 = builder is retinanet_resnet50_fpn_v2
     with torch.no_grad():
         for module in tv.modules():
@@ -59,7 +59,7 @@ def test_from_torchvision_reads_every_setting(pair):
     assert c.num_classes == NUM_CLASSES and c.backbone == "resnet50"
     assert c.p6_from == ("p5" if tv.backbone.fpn.extra_blocks.use_P5 else "c5")
     assert c.box_loss == tv.head.regression_head._loss_type
-    assert (c.min_size, c.max_size, c.detections_per_img) == (320, 480, 300)
+    assert (c.min_size, c.max_size, c.detections_per_img) == (224, 320, 300)
     assert c.head_norm == ("group" if c.box_loss == "giou" else None)
     assert sum(p.numel() for p in ours.parameters()) + sum(
         b.numel() for n, b in ours.named_buffers()
