@@ -34,8 +34,8 @@ import json
 import math
 import os
 import pickle
-import tempfile
 import time
+import uuid
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -417,14 +417,12 @@ def cached_shapes_dataset(
         }
         cache_dir.mkdir(parents=True, exist_ok=True)
         # write to a temporary file first, so that an interrupted run leaves no half file
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
-        os.close(fd)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         try:
             torch.save(data, tmp)
             os.replace(tmp, path)
         finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+            tmp.unlink(missing_ok=True)
     dataset._images, dataset._boxes, dataset._labels = images, boxes, labels
     return dataset
 

@@ -200,6 +200,7 @@ def test_cache_round_trip(tmp_path, monkeypatch):
     files = list(tmp_path.iterdir())
     assert [f.suffix for f in files] == [".pt"]  # one file, no temporary left behind
     assert "n12" in files[0].name and "seed4" in files[0].name
+    assert files[0].stat().st_mode & 0o044  # readable by others, as files usually are
 
     def must_not_draw(*args, **kwargs):
         raise AssertionError("the second load must read the cache")
