@@ -95,7 +95,7 @@ class LabServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def _lab_command(port: int, token: str, root_dir: Path) -> list[str]:
+def _lab_command(port: int, root_dir: Path) -> list[str]:
     command = [
         sys.executable, "-m", "jupyterlab",
         "--no-browser",
@@ -103,7 +103,6 @@ def _lab_command(port: int, token: str, root_dir: Path) -> list[str]:
         f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0",
         f"--ServerApp.root_dir={root_dir}",
-        f"--IdentityProvider.token={token}",
         "--ServerApp.terminals_enabled=False",
         "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: run commands from the test
         "--LabApp.news_url=None",
@@ -126,9 +125,14 @@ def jupyter_lab(root_dir: Path = ROOT) -> Iterator[LabServer]:
             path = settings_dir / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(values))
+        token = secrets.token_hex(24)
+        config_dir = tmp / "config"  # the token goes here, not on the command line (ps shows that)
+        config_dir.mkdir()
+        (config_dir / "jupyter_server_config.json").write_text(
+            json.dumps({"IdentityProvider": {"token": token}}))
         env = {
             **os.environ,
-            "JUPYTER_CONFIG_DIR": str(tmp / "config"),
+            "JUPYTER_CONFIG_DIR": str(config_dir),
             "JUPYTER_DATA_DIR": str(tmp / "data"),
             "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
             "JUPYTERLAB_SETTINGS_DIR": str(settings_dir),
@@ -136,7 +140,6 @@ def jupyter_lab(root_dir: Path = ROOT) -> Iterator[LabServer]:
             "IPYTHONDIR": str(tmp / "ipython"),
             "JUPYTER_PLATFORM_DIRS": "1",
         }
-        token = secrets.token_hex(24)
         log_path = tmp / "jupyterlab.log"
         process = None
         descendants: dict[int, psutil.Process] = {}
@@ -144,9 +147,10 @@ def jupyter_lab(root_dir: Path = ROOT) -> Iterator[LabServer]:
             with log_path.open("wb") as log:
                 for _attempt in range(3):  # another program may take the free port first
                     port = free_port()
-                    process = subprocess.Popen(_lab_command(port, token, root_dir), cwd=root_dir,
+                    process = subprocess.Popen(_lab_command(port, root_dir), cwd=root_dir,
                                                env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                               stderr=subprocess.STDOUT, start_new_session=True)
+                                               stderr=subprocess.STDOUT, start_new_session=True,
+                                               preexec_fn=_die_with_parent if sys.platform == "linux" else None)
                     server = LabServer(f"http://127.0.0.1:{port}/", token, Path(root_dir), process,
                                        log_path)
                     if _wait_until_up(server):
@@ -164,6 +168,15 @@ def jupyter_lab(root_dir: Path = ROOT) -> Iterator[LabServer]:
         finally:
             if process is not None:
                 _stop_server(server, descendants)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the test process dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _wait_until_up(server: LabServer) -> bool:
