@@ -3,8 +3,8 @@
 Used by ``tests/test_browser.py`` and ``benchmarks/bench_browser.py``:
 
 - :func:`jupyter_lab`: a private JupyterLab server (free port, random token, settings, runtime,
-  data and workspace folders in a temporary directory, autosave off so that the committed
-  notebooks are never written), shut down and its whole process tree ended on exit.
+  data, workspace and checkpoint folders in a temporary directory, autosave off: nothing is
+  written into the repository), shut down and its whole process tree ended on exit.
 - :func:`chromium`: Debian's Chromium (``/usr/bin/chromium``) through Playwright, headless,
   kept off the network, with a fresh profile.
 - :class:`NotebookPage`: open a notebook, run all its cells as a student would ("Run All
@@ -128,8 +128,11 @@ def jupyter_lab(root_dir: Path = ROOT) -> Iterator[LabServer]:
         token = secrets.token_hex(24)
         config_dir = tmp / "config"  # the token goes here, not on the command line (ps shows that)
         config_dir.mkdir()
-        (config_dir / "jupyter_server_config.json").write_text(
-            json.dumps({"IdentityProvider": {"token": token}}))
+        (config_dir / "jupyter_server_config.json").write_text(json.dumps({
+            "IdentityProvider": {"token": token},
+            # Opening a notebook saves a checkpoint copy: keep it out of the repository.
+            "FileCheckpoints": {"root_dir": str(tmp / "checkpoints")},
+        }))
         env = {
             **os.environ,
             "JUPYTER_CONFIG_DIR": str(config_dir),
