@@ -25,6 +25,10 @@ Checkers and the function each one expects (shapes as in the package glossary):
 - ``check_fpn_top_down(fn)``: ``fn(lateral_c3, lateral_c4, lateral_c5) -> [m3, m4, m5]``
 - ``check_head_reshape(fn)``: ``fn(head_output (B, A*K, H, W), num_anchors) -> (B, H*W*A, K)``
 - ``check_ap_from_pr(fn)``: ``fn(recall (R,), precision (R,)) -> AP (a number)``
+- ``check_num_anchors(fn)``: ``fn(image_size (H, W), num_anchors_per_location=9) -> int``
+- ``check_frozen_batchnorm(fn)``: ``fn(x, weight, bias, running_mean, running_var, eps) -> y``
+- ``check_hflip(fn)``: ``fn(image (3, H, W), boxes (M, 4)) -> (image, boxes)``
+- ``check_modulating_factor(fn)``: ``fn(logits, targets, gamma) -> (1 - p_t) ** gamma``
 
 The exercise convention (cell tags, solution markers) is described in
 ``retina_lessons/student_edition.py``; the lessons that use each checker are
@@ -55,6 +59,10 @@ __all__ = [
     "check_head_reshape",
     "check_level_anchors",
     "check_nms",
+    "check_num_anchors",
+    "check_frozen_batchnorm",
+    "check_hflip",
+    "check_modulating_factor",
 ]
 
 # torchvision's BoxCoder clamps dw, dh at log(1000 / 16) before exp() in decode.
@@ -1025,6 +1033,147 @@ def check_ap_from_pr(fn: Callable) -> bool:
     )
 
 
+# --------------------------------------------------------------------------- anchor count (lesson 00)
+
+
+def _num_anchors_reference(image_size, num_anchors_per_location=9):
+    height, width = image_size
+    return sum(math.ceil(height / 2**level) * math.ceil(width / 2**level)
+               for level in range(3, 8)) * num_anchors_per_location
+
+
+def _compare_counts(expected: int, got: Any, case: _Case) -> str | None:
+    try:
+        value = int(got)
+    except (TypeError, ValueError, RuntimeError):
+        return _Problem(f"expected a whole number, got {type(got).__name__}", "Return an int.")
+    if value != got:
+        return _Problem(f"expected a whole number, got {got!r}", "Round up each level's grid with math.ceil.")
+    return None if value == expected else f"expected {expected}, got {value}"
+
+
+def check_num_anchors(fn: Callable) -> bool:
+    """Check ``fn(image_size, num_anchors_per_location=9) -> int``.
+
+    The number of anchors RetinaNet places on P3..P7 of an image of ``image_size`` (H, W): each
+    level l has a ceil(H / 2^l) x ceil(W / 2^l) grid with ``num_anchors_per_location`` anchors per
+    location. Reference: the grid sizes of `retina_lessons.anchors.feature_sizes`.
+    """
+    cases = [
+        _Case("800 x 800, the paper's image", ((800, 800),), "Sum over the five levels P3..P7."),
+        _Case("a landscape 640 x 480 image", ((480, 640),), "H and W may differ: multiply each level's H and W."),
+        _Case("an odd size 97 x 131", ((97, 131),),
+              "Each stride-2 layer rounds up: use math.ceil(H / 2**l), not integer division."),
+        _Case("a tiny 32 x 32 image", ((32, 32),), "P6 and P7 still have one location each (ceil of 0.5 and 0.25)."),
+        _Case("one anchor per location", ((256, 256),), "Multiply by num_anchors_per_location, not by 9.",
+              kwargs={"num_anchors_per_location": 1}),
+    ]
+    return _run_checks("num_anchors", fn, cases, _num_anchors_reference, ("image_size",), compare=_compare_counts)
+
+
+# --------------------------------------------------------------------------- frozen BatchNorm (lesson 01)
+
+
+def _frozen_bn_reference(x, weight, bias, running_mean, running_var, eps=1e-5):
+    return F.batch_norm(x, running_mean, running_var, weight, bias, training=False, eps=eps)
+
+
+def check_frozen_batchnorm(fn: Callable) -> bool:
+    """Check ``fn(x, weight, bias, running_mean, running_var, eps=1e-5) -> y``.
+
+    - ``x``: (B, C, H, W); the four others: (C,) tensors.
+    - returns: (x - running_mean) / sqrt(running_var + eps) * weight + bias, per channel, with the
+      stored statistics (never the batch's). Reference: ``F.batch_norm(..., training=False)``.
+    """
+    g = _generator(11)
+
+    def case(name, shape, hint, **kwargs):
+        C = shape[1]
+        args = (torch.randn(shape, generator=g) * 3 + 1, torch.rand(C, generator=g) + 0.5,
+                torch.randn(C, generator=g), torch.randn(C, generator=g), torch.rand(C, generator=g) * 2 + 0.1)
+        return _Case(name, args, hint, kwargs=kwargs)
+
+    cases = [
+        case("a batch of 2, 3 channels", (2, 3, 4, 5), "Use running_mean and running_var, not x.mean() / x.var()."),
+        case("channels differ from width", (1, 4, 3, 6),
+             "Reshape the (C,) tensors to (1, C, 1, 1) so they broadcast over channels, not over W."),
+        case("a tiny variance", (2, 2, 3, 3), "eps goes inside the square root: sqrt(running_var + eps).",
+             eps=0.5),
+        case("one image", (1, 5, 2, 2), "Scale by weight, then add bias, after normalising."),
+    ]
+    return _run_checks("frozen_batchnorm", fn, cases, _frozen_bn_reference,
+                       ("x", "weight", "bias", "running_mean", "running_var"))
+
+
+# --------------------------------------------------------------------------- flip (lesson 07)
+
+
+def _hflip_reference(image, boxes):
+    width = image.shape[-1]
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return image.flip(-1), torch.stack([width - x2, y1, width - x1, y2], dim=-1)
+
+
+def _compare_pairs(expected, got, case) -> str | None:
+    if not isinstance(got, tuple | list) or len(got) != 2:
+        return _Problem(f"expected a pair (image, boxes), got {type(got).__name__}",
+                        "Return both: `return flipped_image, flipped_boxes`.")
+    for name, e, g_ in zip(("image", "boxes"), expected, got):
+        problem = _compare_tensors(e, g_, check_dtype=False)
+        if problem is not None:
+            return _Problem(f"{name}: {problem}", getattr(problem, "hint", None) or case.hint)
+    return None
+
+
+def check_hflip(fn: Callable) -> bool:
+    """Check ``fn(image, boxes) -> (flipped_image, flipped_boxes)``.
+
+    - ``image``: (3, H, W); ``boxes``: (M, 4) xyxy in pixels.
+    - returns: the image mirrored left to right and its boxes, still xyxy: x1' = W - x2,
+      x2' = W - x1 (y unchanged). Reference: ``retina_lessons.datasets.hflip``.
+    """
+    g = _generator(12)
+    image = torch.rand(3, 6, 10, generator=g)
+    cases = [
+        _Case("one box", (image, _t([[1.0, 2, 4, 5]])), "x1' = W - x2 and x2' = W - x1, so x1' < x2' still."),
+        _Case("a box touching the right edge", (image, _t([[6.0, 0, 10, 6]])),
+              "Boxes are in pixel edges, not pixel centres: use W, not W - 1."),
+        _Case("a wide image", (torch.rand(3, 4, 17, generator=g), _t([[0.0, 1, 3, 2], [5, 0, 17, 4]])),
+              "Flip along the last dimension (width): image.flip(-1), not the height."),
+        _Case("no boxes", (image, torch.zeros(0, 4)), "An image without boxes is fine: return an empty (0, 4) tensor."),
+    ]
+    return _run_checks("hflip", fn, cases, _hflip_reference, ("image", "boxes"), compare=_compare_pairs)
+
+
+# --------------------------------------------------------------------------- modulating factor (lesson 10)
+
+
+def _modulating_reference(logits, targets, gamma):
+    log_one_minus_p_t = targets * F.logsigmoid(-logits) + (1 - targets) * F.logsigmoid(logits)
+    return torch.exp(gamma * log_one_minus_p_t)
+
+
+def check_modulating_factor(fn: Callable) -> bool:
+    """Check ``fn(logits, targets, gamma) -> (1 - p_t) ** gamma`` per element.
+
+    p = sigmoid(logits); p_t = p where the target is 1 and 1 - p where it is 0. The factor is 1 for
+    gamma = 0 and shrinks the loss of well-classified anchors (p_t near 1) as gamma grows.
+    """
+    g = _generator(13)
+    logits = torch.randn(2, 5, generator=g) * 3
+    targets = (torch.rand(2, 5, generator=g) > 0.5).float()
+    cases = [
+        _Case("gamma = 2", (logits, targets, 2.0), "p_t is p for positives and 1 - p for negatives."),
+        _Case("only negatives", (logits, torch.zeros_like(logits), 2.0),
+              "For a negative (t = 0), 1 - p_t = p: a confident negative has p near 0 and a tiny factor."),
+        _Case("gamma = 0", (logits, targets, 0.0), "With gamma = 0 the factor is exactly 1 (cross-entropy)."),
+        _Case("gamma = 5", (logits, targets, 5.0), "Raise (1 - p_t) to the power gamma, not gamma to a power."),
+        _Case("saturated logits", (_t([[-40.0, 40.0, 40.0]]), _t([[0.0, 1.0, 0.0]]), 0.5),
+              "Stay finite at large logits: compute log(1 - p_t) with F.logsigmoid, then exp(gamma * ...)."),
+    ]
+    return _run_checks("modulating_factor", fn, cases, _modulating_reference, ("logits", "targets", "gamma"))
+
+
 ALL_CHECKS: dict[str, Callable[[Callable], bool]] = {
     "box_iou": check_box_iou,
     "focal_loss": check_focal_loss,
@@ -1035,4 +1184,8 @@ ALL_CHECKS: dict[str, Callable[[Callable], bool]] = {
     "fpn_top_down": check_fpn_top_down,
     "head_reshape": check_head_reshape,
     "ap_from_pr": check_ap_from_pr,
+    "num_anchors": check_num_anchors,
+    "frozen_batchnorm": check_frozen_batchnorm,
+    "hflip": check_hflip,
+    "modulating_factor": check_modulating_factor,
 }
