@@ -453,17 +453,20 @@ class NotebookPage:
                 for text in self.page.evaluate("() => window.__explorerTest.kernelMessages")]
 
     def error_texts(self) -> list[str]:
-        """Error outputs and stderr shown in the page, and widgets that failed to display."""
+        """Error outputs and stderr shown in the page, and widgets that failed to display.
+
+        textContent, not innerText: cells scrolled out of view are not rendered (JupyterLab's
+        default "content visibility" windowing) and their innerText is empty."""
         return self.page.evaluate(
             """() => {
               const found = [];
               for (const e of document.querySelectorAll(
                   '.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]')) {
-                if (/Error|Traceback/.test(e.innerText)) found.push(e.innerText.slice(0, 2000));
+                if (/Error|Traceback/.test(e.textContent)) found.push(e.textContent.slice(0, 2000));
               }
               for (const e of document.querySelectorAll('.jp-OutputArea-output')) {
-                if (/Error displaying widget|Failed to load model class/.test(e.innerText))
-                  found.push(e.innerText.slice(0, 500));
+                if (/Error displaying widget|Failed to load model class/.test(e.textContent))
+                  found.push(e.textContent.slice(0, 500));
               }
               return found;
             }""")
@@ -488,7 +491,7 @@ class NotebookPage:
             if handle.count() == 0 or box.locator(".noUi-target[disabled]").count():
                 continue
             found.append(Slider(
-                label=box.locator(".widget-label").first.inner_text().strip(), handle=handle,
+                label=box.locator(".widget-label").first.text_content().strip(), handle=handle,
                 value=float(handle.get_attribute("aria-valuenow")),
                 minimum=float(handle.get_attribute("aria-valuemin")),
                 maximum=float(handle.get_attribute("aria-valuemax"))))

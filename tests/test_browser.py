@@ -47,8 +47,8 @@ NOTEBOOKS = ROOT / "notebooks"
 
 # Notebook -> the labels of the sliders to move in its explorers (None: the first slider of each).
 EXPLORER_SLIDERS = {
-    "04_anchors.ipynb": ("fg IoU >=",),
-    "06_focal_loss.ipynb": ("γ (gamma)", "α (alpha)"),
+    "05_matching_and_box_coding.ipynb": ("fg IoU >=",),  # the anchor explorer
+    "06_focal_loss.ipynb": ("γ (gamma)", "α (alpha)"),  # the focal loss explorer
 }
 # Notebooks with widgets but no explorer (no slider that redraws a picture), and why.
 NO_PICTURE = {
@@ -153,6 +153,8 @@ def test_explorer_in_jupyterlab(name, browser, lab, capsys):
     assert notebook.exists(), f"{name} is listed in EXPLORER_SLIDERS but {notebook} does not exist"
     on_disk = notebook.read_bytes()
     SCREENSHOTS.mkdir(exist_ok=True)
+    for old in SCREENSHOTS.glob(f"{notebook.stem}-*.png"):  # from an earlier run
+        old.unlink()
     wanted = EXPLORER_SLIDERS[name]
     timings, lines = {}, []
     page = NotebookPage(browser, lab, notebook)
