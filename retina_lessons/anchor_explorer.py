@@ -94,6 +94,23 @@ def count_states(matched_gt_idx: Tensor, best_iou: Tensor | None = None,
     return counts
 
 
+def _states_numpy(best_iou: np.ndarray, best_match: np.ndarray, is_best_for_a_box: np.ndarray,
+                  fg_iou: float, bg_iou: float, allow_low_quality_matches: bool) -> np.ndarray:
+    """`states_from_iou` from its threshold-free parts, in NumPy: (N,) matched_gt_idx in microseconds."""
+    matched = np.where(best_iou >= fg_iou, best_match, np.where(best_iou >= bg_iou, IGNORE, BACKGROUND))
+    if allow_low_quality_matches:
+        matched = np.where(is_best_for_a_box, best_match, matched)
+    return matched
+
+
+def _count_numpy(matched: np.ndarray, best_iou: np.ndarray, fg_iou: float) -> dict[str, int]:
+    positive = matched >= 0
+    return {"positive": int(np.count_nonzero(positive)),
+            "ignored": int(np.count_nonzero(matched == IGNORE)),
+            "negative": int(np.count_nonzero(matched == BACKGROUND)),
+            "low_quality": int(np.count_nonzero(positive & (best_iou < fg_iou)))}
+
+
 def anchor_states(anchors_xyxy: Tensor, gt_boxes: Tensor, fg_iou: float = FG_IOU,
                   bg_iou: float = BG_IOU, allow_low_quality_matches: bool = True,
                   iou: Tensor | None = None) -> tuple[Tensor, dict[str, int]]:
@@ -237,28 +254,37 @@ def draw_ground_truth(ax, gt_boxes: Tensor | np.ndarray, names: Sequence[str] | 
 def draw_anchor_state(ax, anchors_xyxy: Tensor, gt_boxes: Tensor, fg_iou: float = FG_IOU,
                       bg_iou: float = BG_IOU, allow_low_quality_matches: bool = True,
                       image: Tensor | None = None, image_extent: tuple[float, float] | None = None,
-                      names: Sequence[str] | None = None, title: str | None = None) -> dict[str, int]:
-    """Draw every anchor in `anchors_xyxy` coloured by its state, over `image` and its ground truth.
+                      names: Sequence[str] | None = None, title: str | None = None,
+                      show: Tensor | None = None) -> dict[str, int]:
+    """Draw anchors coloured by their state, over `image` and its ground truth.
 
-    A static picture (the explorer keeps the artists and moves them instead). `image` is
-    (3, H, W) in [0, 1]; `image_extent` (height, width) stretches it to the boxes' frame.
-    Returns the counts of `anchor_states`.
+    A static picture (the explorer keeps the artists and moves them instead). The states are
+    those of matching against all of `anchors_xyxy` (low-quality matches included); `show`, an
+    (N,) bool mask, draws only some of them. `image` is (3, H, W) in [0, 1]; `image_extent`
+    (height, width) stretches it to the boxes' frame. Returns the counts of the anchors drawn.
     """
-    matched, counts = anchor_states(anchors_xyxy, gt_boxes, fg_iou, bg_iou, allow_low_quality_matches)
+    if show is None:
+        show = torch.ones(len(anchors_xyxy), dtype=torch.bool)
+    elif show.shape != (len(anchors_xyxy),) or show.dtype != torch.bool:
+        raise ValueError(f"show has shape {tuple(show.shape)} and dtype {show.dtype}: expected "
+                         f"({len(anchors_xyxy)},) bool")
+    matched, _ = anchor_states(anchors_xyxy, gt_boxes, fg_iou, bg_iou, allow_low_quality_matches)
+    best_iou = (box_iou(gt_boxes.to(anchors_xyxy.dtype), anchors_xyxy).max(dim=0).values
+                if len(gt_boxes) else anchors_xyxy.new_zeros(len(anchors_xyxy)))
+    matched, best_iou = matched[show].numpy(), best_iou[show].numpy()
+    counts = _count_numpy(matched, best_iou, fg_iou)
     if image is not None:
         height, width = image_extent if image_extent is not None else image.shape[-2:]
         ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy(), extent=(0, width, height, 0))
     draw_ground_truth(ax, gt_boxes, names)
-    best_iou = (box_iou(gt_boxes.to(anchors_xyxy.dtype), anchors_xyxy).max(dim=0).values
-                if len(gt_boxes) else anchors_xyxy.new_zeros(len(anchors_xyxy)))
-    low_quality = ((matched >= 0) & (best_iou < fg_iou)).numpy()
-    anchors = anchors_xyxy.numpy()
+    low_quality = (matched >= 0) & (best_iou < fg_iou)
+    anchors = anchors_xyxy[show].numpy()
     centres = (anchors[:, :2] + anchors[:, 2:]) / 2
-    codes = np.where(matched.numpy() >= 0, 0, np.where(matched.numpy() == IGNORE, 1, 2))
+    codes = np.where(matched >= 0, 0, np.where(matched == IGNORE, 1, 2))
     artists = AnchorArtists(ax)
     default_title = (f"{counts['positive']} positive, {counts['ignored']} ignored, "
                      f"{counts['negative']} negative")
-    artists.set(anchors, matched.numpy(), low_quality, centres, codes, None, title or default_title)
+    artists.set(anchors, matched, low_quality, centres, codes, None, title or default_title)
     ax.set_xlabel("x (pixels)")
     ax.set_ylabel("y (pixels)")
     return counts
@@ -352,23 +378,6 @@ class _Prepared:
     best_match: np.ndarray  # (N,) ... and the box that gives it
     is_best_for_a_box: np.ndarray  # (N,) bool: the low-quality matches (independent of the thresholds)
     level_offsets: list[int]
-
-
-def _states_numpy(best_iou: np.ndarray, best_match: np.ndarray, is_best_for_a_box: np.ndarray,
-                  fg_iou: float, bg_iou: float, allow_low_quality_matches: bool) -> np.ndarray:
-    """`states_from_iou` from its threshold-free parts, in NumPy: (N,) matched_gt_idx in microseconds."""
-    matched = np.where(best_iou >= fg_iou, best_match, np.where(best_iou >= bg_iou, IGNORE, BACKGROUND))
-    if allow_low_quality_matches:
-        matched = np.where(is_best_for_a_box, best_match, matched)
-    return matched
-
-
-def _count_numpy(matched: np.ndarray, best_iou: np.ndarray, fg_iou: float) -> dict[str, int]:
-    positive = matched >= 0
-    return {"positive": int(np.count_nonzero(positive)),
-            "ignored": int(np.count_nonzero(matched == IGNORE)),
-            "negative": int(np.count_nonzero(matched == BACKGROUND)),
-            "low_quality": int(np.count_nonzero(positive & (best_iou < fg_iou)))}
 
 
 def _format_scale(scale: float) -> str:

@@ -133,6 +133,19 @@ def test_draw_anchor_state_colours_each_outline_by_state():
         np.testing.assert_allclose(colour, to_rgba(STATE_COLOURS[state]))
 
 
+def test_draw_anchor_state_show_keeps_the_states_of_all_anchors():
+    # Anchor 1 alone is far from the box; among all anchors the box's best is anchor 0 (IoU 1), so
+    # drawing only anchor 1 must show it negative, not as the box's low-quality match.
+    fig = Figure()
+    ax = fig.add_subplot()
+    show = torch.tensor([False, True, False, False, False])
+    counts = draw_anchor_state(ax, HAND_ANCHORS, HAND_GT, show=show)
+    assert counts == {"positive": 0, "ignored": 0, "negative": 1, "low_quality": 0}
+    assert len(ax.collections[-2].get_segments()) == 1  # one outline drawn (the other collection: low-quality)
+    with pytest.raises(ValueError, match="show"):
+        draw_anchor_state(ax, HAND_ANCHORS, HAND_GT, show=torch.ones(3, dtype=torch.bool))
+
+
 def test_resized_size_matches_torchvision_rule():
     assert resized_size(600, 512, 800, 1333) == (937, 800)  # the photo
     assert resized_size(128, 128, 128, 128) == (128, 128)
