@@ -45,6 +45,7 @@ LOCATION_COLOUR = "#CC79A7"
 ALL = "all"
 CONVENTIONS = ("torchvision", "centered")
 IMAGE_FORMATS = ("png", "jpeg")
+DEFAULT_LEVEL = 5  # P5, a middle level: the photo has positive and ignored anchors there
 
 
 # ----------------------------------------------------------------------------- computing
@@ -417,7 +418,7 @@ class AnchorExplorer:
         if not self.examples:
             raise ValueError("examples: expected at least one ExplorerImage")
         self.image_format = image_format
-        self.params = {"image": 0, "level": FIRST_LEVEL, "scale": ALL, "ratio": ALL,
+        self.params = {"image": 0, "level": DEFAULT_LEVEL, "scale": ALL, "ratio": ALL,
                        "fg_iou": FG_IOU, "bg_iou": BG_IOU, "location": ALL,
                        "convention": "torchvision", "low_quality": True}
         self._prepared: dict[tuple[int, str], _Prepared] = {}
