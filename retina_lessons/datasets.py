@@ -15,7 +15,7 @@ only data augmentation"): :func:`hflip`, and ``hflip_prob`` on the datasets.
 
 Nothing is ever downloaded: :func:`download_instructions` says what to fetch and where
 to put it. :func:`load_grace_hopper` gives matplotlib's sample photo with the boxes of
-``data/grace_hopper_boxes.json``. Taught by ``notebooks/07_data_training.ipynb``.
+``data/grace_hopper_boxes.json``. Taught by ``notebooks/07_training.ipynb``.
 """
 
 from __future__ import annotations

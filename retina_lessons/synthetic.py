@@ -16,7 +16,7 @@ from the cache or from the PNGs of the held-out split.
 Boxes are float ``xyxy`` in pixels, tight around the whole shape (also where a later
 shape covers part of it; every shape keeps at least ``MIN_VISIBLE`` of its area visible).
 
-Taught by ``notebooks/07_data_training.ipynb``, which trains on :func:`cached_shapes_dataset`
+Taught by ``notebooks/07_training.ipynb``, which trains on :func:`cached_shapes_dataset`
 and evaluates on the committed held-out split ``data/shapes_val`` (COCO format).
 
 Command line::
