@@ -1,0 +1,466 @@
+"""Training RetinaNet: the paper's recipe, and a classroom version that runs on a CPU in minutes.
+
+Paper, Section 4.1 ("Optimization"): synchronous SGD, 16 images per minibatch, momentum 0.9,
+weight decay 1e-4, learning rate 0.01 for 90k iterations, divided by 10 at 60k and again at 80k;
+horizontal flipping is the only augmentation (Section 5.1). The Detectron code behind the paper
+also warms the learning rate up linearly over the first 500 iterations (from a third of it), and
+the training loss is the focal loss plus the box loss.
+
+`fit` is that loop, written out: batches drawn in a seeded order with seeded flips, warm-up then
+step schedule, SGD (or AdamW), gradient clipping, a progress bar, a `History` of every step,
+callbacks (a live loss plot), atomic checkpoints that resume to exactly the same weights, and a
+clear stop on a non-finite loss. `CLASSROOM_TRAINING` is the schedule that trains the ``CLASSROOM``
+preset from scratch on the synthetic shapes; ``notebooks/07_training.ipynb`` explains every choice.
+
+Command line (writes the detector shipped as ``data/classroom_detector.pt``)::
+
+    python -m retina_lessons.training --preset classroom --out data/classroom_detector.pt
+
+Taught in ``notebooks/07_training.ipynb``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import tempfile
+import time
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .config import RetinaNetConfig, get_config
+from .datasets import hflip
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+CLASSROOM_DETECTOR = DATA_DIR / "classroom_detector.pt"
+HELDOUT_DIR = DATA_DIR / "shapes_val"
+
+# The paper's optimisation (Section 4.1) and Detectron's warm-up.
+MOMENTUM = 0.9
+WEIGHT_DECAY = 1e-4
+LR_DROP = 0.1  # the learning rate is multiplied by this at each milestone
+LOSS_NAMES = {"classification": "classification (focal)", "bbox_regression": "bbox_regression (box)"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: optimiser, schedule, batches, augmentation. The model is configured separately."""
+
+    steps: int  # optimiser steps (the paper: 90k)
+    batch_size: int = 16  # images per step (the paper: 16 over 8 GPUs)
+    optimizer: str = "sgd"  # "sgd" (paper: momentum 0.9) or "adamw"
+    lr: float = 0.01  # peak learning rate, reached after warm-up
+    momentum: float = MOMENTUM  # SGD momentum (AdamW: beta1)
+    weight_decay: float = WEIGHT_DECAY
+    warmup_steps: int = 500  # linear warm-up from warmup_factor * lr to lr
+    warmup_factor: float = 1 / 3
+    milestones: tuple[int, ...] = (60_000, 80_000)  # steps after which the lr is multiplied by LR_DROP
+    clip_grad_norm: float | None = None  # clip the gradients' total L2 norm to this (None: no clipping)
+    hflip_prob: float = 0.5  # the only augmentation (Section 5.1)
+    seed: int = 0  # seeds the batch order and the flips (and torch's RNG when training starts)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"optimizer={self.optimizer!r}: expected 'sgd' or 'adamw'")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f"steps={self.steps}, batch_size={self.batch_size}: expected positive integers")
+        if self.lr <= 0 or self.warmup_steps < 0 or not 0 < self.warmup_factor <= 1:
+            raise ValueError(f"lr={self.lr}, warmup_steps={self.warmup_steps}, warmup_factor={self.warmup_factor}:"
+                             " expected lr > 0, warmup_steps >= 0, 0 < warmup_factor <= 1")
+        if list(self.milestones) != sorted(self.milestones):
+            raise ValueError(f"milestones={self.milestones}: expected increasing steps")
+        if not 0 <= self.hflip_prob <= 1:
+            raise ValueError(f"hflip_prob={self.hflip_prob}: expected a probability in [0, 1]")
+        if self.clip_grad_norm is not None and self.clip_grad_norm <= 0:
+            raise ValueError(f"clip_grad_norm={self.clip_grad_norm}: expected a positive norm or None")
+
+
+# The paper's schedule: 90k iterations of 16 images, lr 0.01, /10 at 60k and 80k.
+PAPER_TRAINING = TrainConfig(steps=90_000)
+# The classroom schedule for the CLASSROOM preset (notebooks/07_training.ipynb explains each change).
+CLASSROOM_TRAINING = TrainConfig(
+    steps=1000,
+    batch_size=16,
+    optimizer="adamw",
+    lr=2e-3,
+    weight_decay=1e-4,
+    warmup_steps=100,
+    warmup_factor=0.1,
+    milestones=(700, 900),
+    clip_grad_norm=10.0,
+)
+CLASSROOM_TRAIN_IMAGES = 2000  # synthetic training images (cached after the first run)
+
+
+def lr_factor(step: int, warmup_steps: int, warmup_factor: float, milestones: Sequence[int],
+              drop: float = LR_DROP) -> float:
+    """The learning rate of step `step` (0-based) as a multiple of the peak rate.
+
+    Linear warm-up from `warmup_factor` to 1 over `warmup_steps`, times `drop` per milestone passed.
+    """
+    warmup = 1.0
+    if step < warmup_steps:
+        alpha = step / warmup_steps
+        warmup = warmup_factor * (1 - alpha) + alpha
+    return warmup * drop ** bisect_right(milestones, step)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with momentum (the paper) or AdamW, over the trainable parameters."""
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(parameters, lr=config.lr, betas=(config.momentum, 0.999), weight_decay=config.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    """Warm-up then step schedule, stepped once per optimiser step."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, config.warmup_steps, config.warmup_factor, config.milestones))
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def _seed_for(*numbers: int) -> int:
+    """A 63-bit seed from a tuple of integers (NumPy's SeedSequence mixes them well)."""
+    return int(np.random.SeedSequence(list(numbers)).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+class BatchSampler:
+    """Which images, and which of them flipped, make up step `step`: a pure function of (seed, step).
+
+    The images are visited epoch after epoch, each epoch in its own seeded random order, so a
+    resumed run draws exactly the batches the uninterrupted run would have drawn.
+    """
+
+    def __init__(self, num_images: int, batch_size: int, hflip_prob: float = 0.5, seed: int = 0) -> None:
+        if num_images < 1:
+            raise ValueError(f"num_images={num_images}: expected a non-empty dataset")
+        self.num_images, self.batch_size, self.hflip_prob, self.seed = num_images, batch_size, hflip_prob, seed
+        self._orders: dict[int, Tensor] = {}
+
+    def order(self, epoch: int) -> Tensor:
+        """The random order of the images in `epoch`: (num_images,)."""
+        if epoch not in self._orders:
+            generator = torch.Generator().manual_seed(_seed_for(self.seed, 0, epoch))
+            self._orders = {epoch: torch.randperm(self.num_images, generator=generator)}  # keep one epoch
+        return self._orders[epoch]
+
+    def __call__(self, step: int) -> tuple[list[int], list[bool]]:
+        positions = range(step * self.batch_size, (step + 1) * self.batch_size)
+        indices = [int(self.order(p // self.num_images)[p % self.num_images]) for p in positions]
+        generator = torch.Generator().manual_seed(_seed_for(self.seed, 1, step))
+        flips = (torch.rand(self.batch_size, generator=generator) < self.hflip_prob).tolist()
+        return indices, flips
+
+
+def load_batch(dataset, indices: Sequence[int], flips: Sequence[bool]) -> tuple[list[Tensor], list[dict]]:
+    """Images and targets of `indices`, mirrored left to right where `flips` says so."""
+    images, targets = [], []
+    for index, flip in zip(indices, flips):
+        image, target = dataset[index]
+        if flip:
+            image, target = hflip(image, target)
+        images.append(image)
+        targets.append({"boxes": target["boxes"], "labels": target["labels"]})
+    return images, targets
+
+
+# ----------------------------------------------------------------------------- history
+
+
+@dataclass
+class History:
+    """One entry per optimiser step: the two losses, their sum, the learning rate, the gradient norm."""
+
+    step: list[int] = field(default_factory=list)
+    classification: list[float] = field(default_factory=list)
+    bbox_regression: list[float] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    grad_norm: list[float] = field(default_factory=list)
+    cpu_seconds: float = 0.0  # process CPU time spent in fit (all threads together)
+    wall_seconds: float = 0.0
+
+    def append(self, step: int, losses: dict[str, float], lr: float, grad_norm: float) -> None:
+        self.step.append(step)
+        self.classification.append(losses["classification"])
+        self.bbox_regression.append(losses["bbox_regression"])
+        self.loss.append(losses["classification"] + losses["bbox_regression"])
+        self.lr.append(lr)
+        self.grad_norm.append(grad_norm)
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> History:
+        return cls(**state)
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+
+def smooth(values: Sequence[float], window: int = 20) -> np.ndarray:
+    """Running mean over the last `window` values (fewer at the start): the curve a reader can follow."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return values
+    sums = np.cumsum(np.insert(values, 0, 0.0))
+    counts = np.minimum(np.arange(1, values.size + 1), window)
+    return (sums[1:] - sums[np.arange(values.size) + 1 - counts]) / counts
+
+
+def plot_history(history: History, axes=None, window: int = 20):
+    """Draw the losses (raw and smoothed, log scale) and the learning rate; returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.5), width_ratios=(3, 1.3), layout="constrained")
+    loss_ax, lr_ax = axes
+    loss_ax.clear()
+    lr_ax.clear()
+    for name, colour in (("classification", "tab:blue"), ("bbox_regression", "tab:orange"), ("loss", "black")):
+        values = getattr(history, name)
+        if values:
+            loss_ax.plot(history.step, values, color=colour, alpha=0.25, linewidth=0.8)
+            loss_ax.plot(history.step, smooth(values, window), color=colour, label=f"{name} (mean of {window})")
+    loss_ax.set(xlabel="step", ylabel="training loss", yscale="log", title="Training loss")
+    if history.loss:
+        loss_ax.legend(loc="upper right")
+    lr_ax.plot(history.step, history.lr, color="tab:green")
+    lr_ax.set(xlabel="step", ylabel="learning rate", title="Schedule")
+    lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    return axes
+
+
+class LiveLossPlot:
+    """A callback that redraws `plot_history` in place in a notebook every `every` steps."""
+
+    def __init__(self, every: int = 25, window: int = 20) -> None:
+        import matplotlib.pyplot as plt
+
+        self.every, self.window = every, window
+        self.figure, self.axes = plt.subplots(1, 2, figsize=(10, 3.5), width_ratios=(3, 1.3), layout="constrained")
+        plt.close(self.figure)  # shown through the display handle only, not again at the end of the cell
+        self.handle = None
+
+    def __call__(self, step: int, history: History) -> None:
+        if (step + 1) % self.every == 0:
+            self.draw(history)
+
+    def draw(self, history: History) -> None:
+        from IPython.display import display
+
+        plot_history(history, self.axes, self.window)
+        if self.handle is None:
+            self.handle = display(self.figure, display_id=True)
+        else:
+            self.handle.update(self.figure)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler, step: int, history: History,
+                    config: TrainConfig) -> Path:
+    """Write everything a resumed run needs, atomically: a crash mid-write never leaves a broken file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "step": step,  # optimiser steps completed
+        "rng": {"torch": torch.get_rng_state()},
+        "history": history.state_dict(),
+        "train_config": asdict(config),
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)  # atomic on POSIX and Windows
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> tuple[int, History]:
+    """Restore a checkpoint of `save_checkpoint` into fresh objects; returns (step, history)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"]["torch"])
+    return state["step"], History.from_state_dict(state["history"])
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss or gradient; the message names the step and the loss."""
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = None,
+        checkpoint: str | Path | None = None, checkpoint_every: int = 0, resume: bool = False,
+        callbacks: Sequence[Callable[[int, History], None]] = (), progress: bool = True) -> History:
+    """Train `model` on `dataset` (items `(image, target)`) as `config` says; returns the `History`.
+
+    Args:
+        until: stop after this many steps (default: ``config.steps``); the schedule still spans
+            ``config.steps``, so a run stopped early and resumed equals an uninterrupted one.
+        checkpoint: file for checkpoints, written every `checkpoint_every` steps (0: only at the
+            end) and kept at the last good state when a loss turns non-finite.
+        resume: continue from `checkpoint` if it exists (model, optimiser, schedule, step, RNG, history).
+        callbacks: called as ``callback(step, history)`` after every step (e.g. `LiveLossPlot`).
+        progress: show a tqdm progress bar.
+    """
+    from tqdm.auto import tqdm
+
+    until = config.steps if until is None else until
+    if not 0 <= until <= config.steps:
+        raise ValueError(f"until={until}: expected 0 <= until <= config.steps ({config.steps})")
+    optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config)
+    sampler = BatchSampler(len(dataset), config.batch_size, config.hflip_prob, config.seed)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+
+    start, history = 0, History()
+    if resume and checkpoint is not None and Path(checkpoint).exists():
+        start, history = load_checkpoint(checkpoint, model, optimizer, scheduler)
+    else:
+        torch.manual_seed(config.seed)
+
+    def save(step: int) -> None:
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, model, optimizer, scheduler, step, history, config)
+
+    model.train()
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    cpu_before, wall_before = history.cpu_seconds, history.wall_seconds
+    bar = tqdm(range(start, until), initial=start, total=until, desc="training", disable=not progress)
+    for step in bar:
+        images, targets = load_batch(dataset, *sampler(step))
+        losses = model.loss(images, targets)
+        for name, value in losses.items():
+            if not torch.isfinite(value):
+                save(step)  # the weights are still those of the last good step
+                where = f"; the last good state (after {step} steps) is in {checkpoint}" if checkpoint else ""
+                raise NonFiniteLossError(
+                    f"step {step}: the {LOSS_NAMES.get(name, name)} loss is {value.item()}{where}. "
+                    "Try a lower learning rate, a longer warm-up or gradient clipping.")
+        loss = sum(losses.values())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        max_norm = config.clip_grad_norm if config.clip_grad_norm is not None else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+        if not torch.isfinite(grad_norm):
+            save(step)
+            where = f"; the last good state (after {step} steps) is in {checkpoint}" if checkpoint else ""
+            raise NonFiniteLossError(f"step {step}: the gradient norm is {grad_norm.item()} although both losses "
+                                     f"are finite{where}.")
+        history.append(step, {k: v.item() for k, v in losses.items()}, scheduler.get_last_lr()[0], grad_norm.item())
+        optimizer.step()
+        scheduler.step()
+        history.cpu_seconds = cpu_before + time.process_time() - cpu_start
+        history.wall_seconds = wall_before + time.perf_counter() - wall_start
+        if progress and (step % 10 == 0 or step + 1 == until):
+            bar.set_postfix(cls=f"{history.classification[-1]:.3f}", box=f"{history.bbox_regression[-1]:.3f}",
+                            lr=f"{history.lr[-1]:.1e}")
+        for callback in callbacks:
+            callback(step, history)
+        if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < until:
+            save(step + 1)
+    bar.close()
+    save(until)
+    model.eval()
+    return history
+
+
+# ----------------------------------------------------------------------------- evaluation, the shipped detector
+
+
+@torch.no_grad()
+def predict(model: nn.Module, dataset, batch_size: int = 50) -> tuple[list[dict], list[dict]]:
+    """Detections and ground truth for every image of `dataset`, in order."""
+    model.eval()
+    detections, targets = [], []
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        detections += model.detect([image for image, _ in items])
+        targets += [{"boxes": t["boxes"], "labels": t["labels"]} for _, t in items]
+    return detections, targets
+
+
+def evaluate(model: nn.Module, dataset, batch_size: int = 50) -> dict[str, float]:
+    """COCO AP, AP50, ... of `model` on `dataset` (e.g. the held-out shapes)."""
+    from .evaluation import coco_ap
+
+    return coco_ap(*predict(model, dataset, batch_size))
+
+
+def heldout_shapes():
+    """The committed held-out split, data/shapes_val (COCO format)."""
+    from .datasets import CocoDetection
+
+    return CocoDetection(HELDOUT_DIR, HELDOUT_DIR / "annotations.json")
+
+
+def classroom_dataset(num_images: int = CLASSROOM_TRAIN_IMAGES):
+    """The synthetic training split the classroom detector is trained on (cached after the first call)."""
+    from .synthetic import cached_shapes_dataset
+
+    return cached_shapes_dataset(num_images)
+
+
+def load_classroom_detector(path: str | Path = CLASSROOM_DETECTOR, config: RetinaNetConfig | None = None) -> nn.Module:
+    """The shipped classroom detector: the CLASSROOM preset with the weights of `path`, in eval mode."""
+    from .model import RetinaNet
+
+    model = RetinaNet(config or get_config("classroom"))
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m retina_lessons.training", description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="classroom", choices=["classroom"],
+                        help="model preset and training schedule (only the classroom one fits a CPU)")
+    parser.add_argument("--out", type=Path, default=CLASSROOM_DETECTOR, help="where to write the model's state dict")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (2, as in the notebook)")
+    args = parser.parse_args(argv)
+
+    from .model import RetinaNet
+
+    torch.set_num_threads(args.threads)
+    dataset = classroom_dataset()
+    torch.manual_seed(CLASSROOM_TRAINING.seed)
+    model = RetinaNet(get_config(args.preset))
+    history = fit(model, dataset, CLASSROOM_TRAINING)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
+    os.close(fd)
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, args.out)
+    metrics = evaluate(model, heldout_shapes())
+    print(f"{CLASSROOM_TRAINING.steps} steps in {history.cpu_seconds:.0f} s CPU ({history.wall_seconds:.0f} s wall); "
+          f"held-out AP50 {metrics['AP50']:.3f}, AP {metrics['AP']:.3f}; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
