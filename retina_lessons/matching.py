@@ -3,7 +3,8 @@
 Paper, Section 4 ("Anchors"): an anchor is assigned to a ground-truth box when their IoU is at least
 0.5, to background when its best IoU is below 0.4; anchors in [0.4, 0.5) are ignored during training.
 torchvision adds *low-quality matches*: every ground-truth box also gets the anchor(s) it overlaps
-most, even below 0.5, so no object goes without a positive anchor.
+most, even below 0.5, so no object goes without a positive anchor. One deliberate difference from torchvision: a box that
+overlaps no anchor at all gets no low-quality match (torchvision would make every anchor positive).
 
 Taught in ``notebooks/05_matching_and_box_coding.ipynb``.
 """
@@ -72,7 +73,9 @@ def match_anchors(anchors_xyxy: Tensor, gt_boxes: Tensor, gt_valid: Tensor | Non
     if allow_low_quality_matches:
         # Every ground-truth box keeps the anchor(s) it overlaps most (ties included), even below FG_IOU.
         best_iou_per_gt = iou.max(dim=2, keepdim=True).values  # (B, M, 1)
-        is_best = (iou == best_iou_per_gt) & gt_valid[..., None]  # (B, M, N)
+        # A box that overlaps no anchor at all (best IoU 0) gets none: torchvision's Matcher would
+        # call every anchor "tied for best" and make all of them positive.
+        is_best = (iou == best_iou_per_gt) & (best_iou_per_gt > 0) & gt_valid[..., None]  # (B, M, N)
         promote = is_best.any(dim=1)  # (B, N)
         matched[promote] = best_match[promote]
 

@@ -60,3 +60,11 @@ def test_box_iou_equals_torchvision_and_broadcasts():
     torch.testing.assert_close(box_iou(a, b), tv_box_iou(a, b), rtol=0, atol=0)
     batch = torch.stack([a, a.flip(0)])  # (2, 7, 4)
     torch.testing.assert_close(box_iou(batch, b)[1], tv_box_iou(a.flip(0), b))
+
+
+def test_a_box_that_overlaps_no_anchor_gets_no_low_quality_match():
+    anchors = torch.tensor([[0.0, 0, 10, 10], [10, 0, 20, 10]])
+    gt = torch.tensor([[0.0, 0, 10, 10], [50.0, 50, 60, 60]])  # the second box overlaps nothing
+    assert match_anchors(anchors, gt).tolist() == [0, BACKGROUND]
+    # torchvision's Matcher would promote every anchor "tied" at IoU 0 with the second box
+    assert Matcher(0.5, 0.4, True)(tv_box_iou(gt, anchors)).tolist() == [0, 0]
