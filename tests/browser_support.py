@@ -275,8 +275,12 @@ PAGE_HELPERS = r"""
   window.__explorerTest = {
     notebookPanel,
     kernelMessages: [],
-    watch(path) {  // every iopub message that reports an error or writes to stderr
+    kernelDeaths: [],
+    watch(path) {  // kernel restarts, and every iopub message that reports an error or writes to stderr
       const panel = notebookPanel(path);
+      panel.sessionContext.statusChanged.connect((_, status) => {
+        if (['dead', 'restarting', 'autorestarting'].includes(status)) this.kernelDeaths.push(status);
+      });
       panel.sessionContext.iopubMessage.connect((_, msg) => {
         const type = msg.header.msg_type;
         if (type === 'error') {
@@ -294,10 +298,16 @@ PAGE_HELPERS = r"""
         .then(r => { state.result = r; }, e => { state.error = String(e); })
         .finally(() => { state.done = true; });
     },
-    runFinished(path) {
-      const panel = notebookPanel(path);
-      const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
-      return this.run.done && kernel && kernel.status === 'idle';
+    kernelStatus(path) {
+      const session = notebookPanel(path).sessionContext.session;
+      return session && session.kernel ? session.kernel.status : 'no kernel';
+    },
+    runFinished(path) {  // every cell has run, or the kernel has died (then some never will)
+      const status = this.kernelStatus(path);
+      if (this.kernelDeaths.length || ['dead', 'restarting', 'autorestarting'].includes(status)) {
+        return true;
+      }
+      return this.run.done && status === 'idle';
     },
     cellReport(path) {  // per code cell: execution count and the outputs that report errors
       const panel = notebookPanel(path);
@@ -443,6 +453,10 @@ class NotebookPage:
         self.page.wait_for_function("path => window.__explorerTest.runFinished(path)", arg=self.path,
                                     timeout=timeout_s * 1e3, polling=250)
         return time.perf_counter() - start
+
+    def kernel_died(self) -> bool:
+        """Whether the kernel died (or restarted) during "Run All Cells"."""
+        return self.page.evaluate("() => window.__explorerTest.kernelDeaths.length > 0")
 
     def cell_report(self) -> list[dict]:
         return self.page.evaluate("path => window.__explorerTest.cellReport(path)", self.path)

@@ -163,6 +163,7 @@ def test_explorer_in_jupyterlab(name, browser, lab, capsys):
         page.open()
         timings["open"] = time.perf_counter() - start
         timings["Run All Cells"] = page.run_all_cells()
+        assert not page.kernel_died(), f"{name}: the kernel died while running the cells"
         check_cells(page, name)
 
         start = time.perf_counter()
