@@ -43,14 +43,16 @@ def frozen_train_mode(tv):
 
 @pytest.fixture(scope="module", params=[retinanet_resnet50_fpn, retinanet_resnet50_fpn_v2], ids=["v1", "v2"])
 def pair(request):
+    """torchvision's model and ours, in float64: rounding differences of float32 (~1e-7) could
+    otherwise reorder two nearly tied scores and change which of two boxes survives NMS."""
     tv = randomised(request.param)
-    return tv, RetinaNet.from_torchvision(tv).eval()
+    return tv.double(), RetinaNet.from_torchvision(tv).double().eval()
 
 
 @pytest.fixture(scope="module")
 def images():
     generator = torch.Generator().manual_seed(1)
-    return [torch.rand(3, h, w, generator=generator) for h, w in IMAGES_HW]
+    return [torch.rand(3, h, w, generator=generator, dtype=torch.float64) for h, w in IMAGES_HW]
 
 
 def test_from_torchvision_reads_every_setting(pair):
@@ -94,10 +96,10 @@ def test_detections_match(pair, images):
 def test_losses_match_including_an_image_without_boxes(pair, images):
     tv, ours = pair
     targets = [
-        {"boxes": torch.tensor([[10.0, 20, 100, 150], [50, 60, 200, 230], [5, 5, 30, 18]]),
+        {"boxes": torch.tensor([[10.0, 20, 100, 150], [50, 60, 200, 230], [5, 5, 30, 18]], dtype=torch.float64),
          "labels": torch.tensor([1, 3, 0])},
-        {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)},
-        {"boxes": torch.tensor([[0.0, 0, 129, 96]]), "labels": torch.tensor([4])},
+        {"boxes": torch.zeros(0, 4, dtype=torch.float64), "labels": torch.zeros(0, dtype=torch.int64)},
+        {"boxes": torch.tensor([[0.0, 0, 129, 96]], dtype=torch.float64), "labels": torch.tensor([4])},
     ]
     expected = frozen_train_mode(tv)(images, targets)
     tv.eval()
