@@ -56,8 +56,9 @@ TP_COLOUR = "#009E73"
 FP_COLOUR = "#D55E00"
 MISSED_COLOUR = "#F0E442"
 FOUND_GT_COLOUR = "#FFFFFF"
-MAX_LABELS = 30  # text labels drawn per picture (the highest-scoring detections and missed boxes)
+MAX_LABELS = 20  # text labels per picture: the missed boxes, then the highest-scoring detections
 IMAGE_FORMATS = ("png", "jpeg")
+IMAGES_PER_CALL = 16  # images postprocessed per call in filter_detections_batch
 SCORE_RANGE = (0.05, 0.95)  # slider ranges; 0.05 is the paper's threshold
 NMS_RANGE = (0.05, 1.0)
 MAX_DETS_RANGE = (1, 100)
@@ -152,8 +153,10 @@ def filter_detections_batch(cached: Sequence[CachedOutputs], score_thresh: float
                             nms_thresh: float = 0.5, max_dets: int = 100) -> list[dict[str, Tensor]]:
     """Postprocess many cached images at once: one dict per image, as :func:`filter_detections`.
 
-    Images that share a padded frame are decoded as one batch (the library's postprocess is
-    vectorised over images), so the whole held-out set takes one call per frame size.
+    Images that share a padded frame are decoded together, `IMAGES_PER_CALL` at a time: the
+    library's postprocess is vectorised over images, but its class-aware NMS (torchvision's
+    ``batched_nms``) loops over the (image, class) groups, scanning every candidate for each, so
+    its cost grows with the square of the batch.
     """
     _check_filter_params(score_thresh, nms_thresh, max_dets)
     out: list[dict | None] = [None] * len(cached)
@@ -162,18 +165,21 @@ def filter_detections_batch(cached: Sequence[CachedOutputs], score_thresh: float
         if not isinstance(c, CachedOutputs):
             raise ValueError(f"cached[{i}]: expected CachedOutputs (from cache_outputs), got {type(c).__name__}")
         groups.setdefault(id(c.anchors_xyxy), []).append(i)
-    for indices in groups.values():
-        first = cached[indices[0]]
-        cls_logits = torch.stack([cached[i].cls_logits for i in indices])  # (B, N, K)
-        box_deltas = torch.stack([cached[i].box_deltas for i in indices])  # (B, N, 4)
-        sizes = [cached[i].image_size for i in indices]
-        detections = detections_from_outputs(
-            cls_logits, box_deltas, first.anchors_xyxy, first.num_anchors_per_level, sizes,
-            score_thresh=score_thresh, topk_candidates=first.topk_candidates, nms_thresh=nms_thresh,
-            detections_per_img=int(max_dets), box_weights=first.box_weights, box_delta_clamp=first.box_delta_clamp)
-        detections = postprocess_boxes(detections, sizes, [cached[i].original_size for i in indices])
-        for i, detection in zip(indices, detections):
-            out[i] = detection
+    for group in groups.values():
+        for start in range(0, len(group), IMAGES_PER_CALL):
+            indices = group[start : start + IMAGES_PER_CALL]
+            first = cached[indices[0]]
+            cls_logits = torch.stack([cached[i].cls_logits for i in indices])  # (B, N, K)
+            box_deltas = torch.stack([cached[i].box_deltas for i in indices])  # (B, N, 4)
+            sizes = [cached[i].image_size for i in indices]
+            detections = detections_from_outputs(
+                cls_logits, box_deltas, first.anchors_xyxy, first.num_anchors_per_level, sizes,
+                score_thresh=score_thresh, topk_candidates=first.topk_candidates, nms_thresh=nms_thresh,
+                detections_per_img=int(max_dets), box_weights=first.box_weights,
+                box_delta_clamp=first.box_delta_clamp)
+            detections = postprocess_boxes(detections, sizes, [cached[i].original_size for i in indices])
+            for i, detection in zip(indices, detections):
+                out[i] = detection
     return out
 
 
@@ -230,22 +236,32 @@ class Classified(NamedTuple):
         return int(self.missed.sum())
 
 
+def _as_array(value, dtype) -> np.ndarray:
+    if isinstance(value, Tensor):
+        return value.detach().cpu().numpy().astype(dtype, copy=False)
+    return np.asarray(value, dtype=dtype)
+
+
 def _check_target(entry, name: str, keys: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    """A detections or ground-truth dict -> NumPy arrays (boxes (n, 4) float64, then one (n,) per key)."""
     if not isinstance(entry, dict):
         raise ValueError(f"{name}: expected a dict with keys {keys}, got {type(entry).__name__}")
     missing = [k for k in keys if k not in entry]
     if missing:
         raise ValueError(f"{name}: missing keys {missing}; expected {keys}")
-    boxes = torch.as_tensor(entry["boxes"], dtype=torch.float64).reshape(-1, 4) if len(entry["boxes"]) else \
-        torch.zeros((0, 4), dtype=torch.float64)
-    arrays = [boxes.numpy()]
+    boxes = _as_array(entry["boxes"], np.float64)
+    if boxes.size == 0:
+        boxes = boxes.reshape(0, 4)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"{name}['boxes']: expected shape (n, 4), got {boxes.shape}")
+    if ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).any():
+        raise ValueError(f"{name}['boxes']: expected xyxy boxes with x1 <= x2 and y1 <= y2")
+    arrays = [boxes]
     for key in keys[1:]:
-        value = torch.as_tensor(entry[key]).reshape(-1).numpy()
+        value = _as_array(entry[key], np.float64 if key == "scores" else np.int64).reshape(-1)
         if len(value) != len(boxes):
             raise ValueError(f"{name}['{key}']: expected {len(boxes)} values, one per box, got {len(value)}")
         arrays.append(value)
-    if len(boxes) and ((boxes[:, 2] < boxes[:, 0]).any() or (boxes[:, 3] < boxes[:, 1]).any()):
-        raise ValueError(f"{name}['boxes']: expected xyxy boxes with x1 <= x2 and y1 <= y2")
     return tuple(arrays)
 
 
@@ -286,7 +302,7 @@ def classify_batch(detections: Sequence[dict], targets: Sequence[dict],
     num_gt = np.array([len(g[0]) for g in gts])
     D, M = max(int(num_dets.max()), 1), max(int(num_gt.max()), 1)
     # Visit each image's detections by decreasing score (stable, as COCO's per-class order).
-    orders = [np.argsort(-d[1].astype(np.float64), kind="stable") for d in dets]
+    orders = [np.argsort(-d[1], kind="stable") for d in dets]
     det_boxes = _pad([d[0][o] for d, o in zip(dets, orders)], D, 0.0, np.float64, (4,))  # (B, D, 4)
     det_labels = _pad([d[2][o] for d, o in zip(dets, orders)], D, -1, np.int64)  # (B, D)
     gt_boxes = _pad([g[0] for g in gts], M, 0.0, np.float64, (4,))  # (B, M, 4)
@@ -402,10 +418,44 @@ def detection_labels(det: dict, classified: Classified, class_names: Sequence[st
     return labels
 
 
-class PredictionArtists:
-    """The artists showing classified detections and missed ground truth; `set` moves them in place."""
+class Label(NamedTuple):
+    """A box's text label: anchored at (x, y) in image pixels, above (va "bottom") or below (va "top")."""
 
-    def __init__(self, ax, animated: bool = False, max_labels: int = MAX_LABELS, fontsize: float = 7.5) -> None:
+    x: float
+    y: float
+    va: str
+    text: str
+    colour: str  # the box's colour, filling the label's background
+
+    @property
+    def text_colour(self) -> str:
+        return "black" if self.colour == MISSED_COLOUR else "white"
+
+
+def prediction_labels(det: dict, gt: dict, classified: Classified, class_names: Sequence[str],
+                      image_height: float, max_labels: int = MAX_LABELS) -> list[Label]:
+    """The labels of a picture: every missed box first (there are few), then detections by score.
+
+    A detection's label sits above its top-left corner, a missed box's below its bottom-left
+    corner; where the image ends there, the label goes just inside the box instead.
+    """
+    margin = 0.07 * image_height
+    gt_boxes = np.asarray(gt["boxes"], dtype=float).reshape(-1, 4)
+    gt_labels = np.asarray(gt["labels"]).reshape(-1)
+    missed = classified.missed.numpy()
+    labels = [Label(x1, y2, "bottom" if y2 > image_height - margin else "top", f"missed {class_names[int(k)]}",
+                    MISSED_COLOUR) for (x1, _, _, y2), k in zip(gt_boxes[missed], gt_labels[missed])]
+    boxes = det["boxes"].detach().cpu().numpy().reshape(-1, 4)
+    for (x1, y1, _, _), text, is_tp in zip(boxes, detection_labels(det, classified, class_names),
+                                           classified.tp.tolist()):
+        labels.append(Label(x1, y1, "top" if y1 < margin else "bottom", text, TP_COLOUR if is_tp else FP_COLOUR))
+    return labels[:max_labels]
+
+
+class PredictionArtists:
+    """The box outlines of classified detections and missed ground truth; `set` moves them in place."""
+
+    def __init__(self, ax, animated: bool = False) -> None:
         from matplotlib.collections import LineCollection
 
         self.ax = ax
@@ -418,21 +468,14 @@ class PredictionArtists:
         self.tp = LineCollection([], colors=TP_COLOUR, linewidths=2.0, animated=animated, zorder=6)
         for collection in (self.missed, self.fp, self.tp):
             collection.set_path_effects(effect)
+        for collection in self.artists:
             ax.add_collection(collection)
-        ax.add_collection(self.found_gt)
-        self.labels = [
-            ax.text(0, 0, "", fontsize=fontsize, va="bottom", ha="left", visible=False, animated=animated,
-                    zorder=7, clip_on=True, bbox={"pad": 1.0, "lw": 0, "alpha": 0.9})
-            for _ in range(max_labels)
-        ]
-        self.title = ax.set_title("", fontsize=9.5)
-        self.title.set_animated(animated)
 
     @property
     def artists(self) -> list:
-        return [self.found_gt, self.missed, self.fp, self.tp, *self.labels, self.title]
+        return [self.found_gt, self.missed, self.fp, self.tp]
 
-    def set(self, det: dict, gt: dict, classified: Classified, class_names: Sequence[str], title: str) -> None:
+    def set(self, det: dict, gt: dict, classified: Classified) -> None:
         boxes = det["boxes"].detach().cpu().numpy().reshape(-1, 4)
         tp = classified.tp.numpy()
         gt_boxes = np.asarray(gt["boxes"], dtype=float).reshape(-1, 4)
@@ -441,32 +484,53 @@ class PredictionArtists:
         self.fp.set_segments(list(box_outlines(boxes[~tp])))
         self.missed.set_segments(list(box_outlines(gt_boxes[missed])))
         self.found_gt.set_segments(list(box_outlines(gt_boxes[~missed])))
-        # Labels: every missed box first (there are few), then detections by decreasing score.
-        # A detection's label sits above its top-left corner, a missed box's below its bottom-left
-        # corner; where the image ends there, the label goes just inside the box instead.
-        height = abs(self.ax.get_ylim()[0] - self.ax.get_ylim()[1])
-        margin = 0.07 * height
-        gt_labels = np.asarray(gt["labels"]).reshape(-1)
-        texts = []
-        for (x1, _, _, y2), k in zip(gt_boxes[missed], gt_labels[missed]):
-            inside = y2 > height - margin
-            texts.append((x1, y2, "bottom" if inside else "top", f"missed {class_names[int(k)]}", MISSED_COLOUR))
-        names = detection_labels(det, classified, class_names)
-        for (x1, y1, _, _), name, is_tp in zip(boxes, names, tp):
-            inside = y1 < margin
-            texts.append((x1, y1, "top" if inside else "bottom", name, TP_COLOUR if is_tp else FP_COLOUR))
-        for text, item in zip(self.labels, texts + [None] * len(self.labels)):
-            if item is None:
-                text.set_visible(False)
+
+
+def draw_labels(ax, labels: Sequence[Label], fontsize: float = 7.5) -> list:
+    """Matplotlib text artists for `labels` (for static pictures; the explorer draws them with PIL)."""
+    return [ax.text(label.x, label.y, label.text, fontsize=fontsize, va=label.va, ha="left",
+                    color=label.text_colour, zorder=7, clip_on=True,
+                    bbox={"facecolor": label.colour, "pad": 1.0, "lw": 0, "alpha": 0.9})
+            for label in labels]
+
+
+class LabelPainter:
+    """Draws `Label`s straight onto rendered pixels with Pillow, in matplotlib's DejaVu Sans.
+
+    Matplotlib lays out and rasterises every glyph of every text on each draw (a few ms per
+    label); Pillow's FreeType text costs a fraction of that, which keeps a slider move with
+    dozens of labels within the explorer's time budget.
+    """
+
+    def __init__(self, fontsize: float, dpi: float) -> None:
+        from matplotlib import font_manager
+        from PIL import ImageFont
+
+        self.font = ImageFont.truetype(font_manager.findfont("DejaVu Sans"), max(6, round(fontsize * dpi / 72)))
+
+    def paint(self, picture, labels: Sequence[Label], to_pixels, clip: tuple[float, float, float, float]) -> None:
+        """Draw onto the PIL image `picture`; `to_pixels` maps (N, 2) image coordinates to pixel (col, row)."""
+        from PIL import ImageDraw
+
+        if not labels:
+            return
+        draw = ImageDraw.Draw(picture)
+        points = to_pixels(np.array([(label.x, label.y) for label in labels], dtype=float))
+        left, top, right, bottom = clip
+        for label, (col, row) in reversed(list(zip(labels, points))):  # the first label ends on top
+            anchor = "ld" if label.va == "bottom" else "la"
+            x1, y1, x2, y2 = draw.textbbox((col, row), label.text, font=self.font, anchor=anchor)
+            shift_x = min(0.0, right - x2 - 1)  # keep the label inside the axes
+            if x1 + shift_x > right or y2 < top or y1 > bottom:
                 continue
-            x, y, va, string, colour = item
-            text.set_position((x, y))
-            text.set_va(va)
-            text.set_text(string)
-            text.set_color("black" if colour == MISSED_COLOUR else "white")
-            text.get_bbox_patch().set_facecolor(colour)
-            text.set_visible(True)
-        self.title.set_text(title)
+            draw.rectangle((x1 + shift_x - 1, y1 - 1, x2 + shift_x + 1, y2 + 1), fill=label.colour)
+            draw.text((col + shift_x, row), label.text, font=self.font, fill=label.text_colour, anchor=anchor)
+
+    def paint_status(self, picture, text: str, centre_x: float, bottom_row: float) -> None:
+        """One line of black text centred at `centre_x`, its descenders on `bottom_row` (pixels)."""
+        from PIL import ImageDraw
+
+        ImageDraw.Draw(picture).text((centre_x, bottom_row), text, font=self.font, fill="black", anchor="md")
 
 
 def _legend(fig, **kwargs) -> None:
@@ -499,17 +563,67 @@ def draw_predictions(ax, image: Tensor, det: dict, gt: dict, class_names: Sequen
     ax.imshow(image.detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy(), extent=(0, width, height, 0))
     ax.set_xlim(0, width)
     ax.set_ylim(height, 0)
-    artists = PredictionArtists(ax)
+    PredictionArtists(ax).set(det, gt, classified)
+    draw_labels(ax, prediction_labels(det, gt, classified, class_names, height))
     pr = precision_recall_at(classified)
     default = (f"{pr.num_tp} TP, {pr.num_fp} FP, {classified.num_missed} missed: "
                f"precision {_format(pr.precision)}, recall {_format(pr.recall)}")
-    artists.set(det, gt, classified, class_names, title if title is not None else default)
+    ax.set_title(title if title is not None else default, fontsize=9.5)
     ax.set_xlabel("x (pixels)")
     ax.set_ylabel("y (pixels)")
     return classified
 
 
 # ----------------------------------------------------------------------------- the explorer
+
+
+@dataclass
+class _Judged:
+    """One image's detections at a low score threshold `floor` (at most `cap`), classified once.
+
+    Greedy NMS and COCO's greedy matching both decide a detection's fate from the better-scored
+    ones only, so any higher score threshold or lower cap keeps a prefix of these detections,
+    with the same true / false positive flags: counting for a new threshold is a look-up.
+    """
+
+    floor: float
+    cap: int
+    detections: dict[str, Tensor]  # by decreasing score
+    classified: Classified
+    scores: np.ndarray  # (D,)
+    tp_cumsum: np.ndarray  # (D + 1,): true positives among the first n detections
+    reason_cumsum: np.ndarray  # (D + 1, len(FP_REASONS)): false positives of each reason among them
+    taken_at: np.ndarray  # (M,): rank of the detection that took each ground-truth box (D if none)
+
+    @classmethod
+    def of(cls, floor: float, cap: int, det: dict[str, Tensor], classified: Classified) -> _Judged:
+        D = len(det["scores"])
+        tp = classified.tp.numpy()
+        reasons = classified.fp_reason.numpy()[:, None] == np.arange(len(FP_REASONS))[None, :]  # (D, R)
+        taken_at = np.full(len(classified.missed), D)
+        matched = classified.matched_gt_idx.numpy()
+        taken_at[matched[tp]] = np.flatnonzero(tp)
+        return cls(floor, cap, det, classified, det["scores"].numpy(),
+                   np.concatenate([[0], np.cumsum(tp)]),
+                   np.concatenate([np.zeros((1, len(FP_REASONS)), dtype=np.int64), np.cumsum(reasons, 0)]),
+                   taken_at)
+
+    def kept(self, score_thresh: float, max_dets: int) -> int:
+        """How many detections a score threshold and a cap keep: a prefix (`cut_detections`)."""
+        return min(int(np.count_nonzero(self.scores > score_thresh)), max_dets)
+
+    def counts(self, score_thresh: float, max_dets: int) -> list[int]:
+        """[true positives, detections, missed, false positives of each reason] for these settings."""
+        n = self.kept(score_thresh, max_dets)
+        return [int(self.tp_cumsum[n]), n, int(np.count_nonzero(self.taken_at >= n)),
+                *self.reason_cumsum[n].tolist()]
+
+    def cut(self, score_thresh: float, max_dets: int) -> tuple[dict[str, Tensor], Classified]:
+        """The detections and their classification for these settings."""
+        n = self.kept(score_thresh, max_dets)
+        c = self.classified
+        return ({key: value[:n] for key, value in self.detections.items()},
+                Classified(c.tp[:n], c.matched_gt_idx[:n], c.fp_reason[:n], torch.from_numpy(self.taken_at >= n)))
 
 
 class PredictionsExplorer:
@@ -550,7 +664,7 @@ class PredictionsExplorer:
                        "max_dets": min(config.detections_per_img, MAX_DETS_RANGE[1]) if max_dets is None else max_dets,
                        "iou": iou}
         self._cache: list[CachedOutputs | None] = [None] * len(self.images)
-        self._postprocessed: dict[tuple, dict[int, dict]] = {}  # (nms, floor, cap) -> image -> detections
+        self._judged: dict[tuple[float, float], dict[int, _Judged]] = {}  # (nms, iou) -> image -> ...
         self.set_stats = set_stats
         if set_stats:
             self._cache = cache_outputs(model, self.images)
@@ -558,6 +672,10 @@ class PredictionsExplorer:
         FigureCanvasAgg(self.fig)
         self.ax = self.fig.add_axes((0.13, 0.19, 0.84, 0.72))
         self.artists = PredictionArtists(self.ax, animated=True)
+        self.name_text = self.fig.text(0.55, 0.985, "", ha="center", va="top", fontsize=10)
+        self._painter = LabelPainter(fontsize=8.0, dpi=dpi)
+        self._labels: list[Label] = []
+        self._status = ""
         _legend(self.fig, bbox_to_anchor=(0.5, 0.0))
         self._backgrounds: dict[int, object] = {}
         self._shown_image: int | None = None
@@ -613,36 +731,47 @@ class PredictionsExplorer:
             self._cache[image] = cache_outputs(self.model, [self.images[image]])[0]
         return self._cache[image]
 
-    def detections_for(self, indices: Sequence[int], p: dict) -> list[dict[str, Tensor]]:
-        """`filter_detections` of these images with the parameters `p`, reusing earlier postprocessing.
+    def judged(self, indices: Sequence[int], p: dict) -> list[_Judged]:
+        """Postprocessed and classified detections of these images, reused across slider moves.
 
-        Postprocessing runs once per (image, NMS threshold), at the lowest score threshold and the
-        highest cap the sliders offer; every other move only cuts that list (`cut_detections`).
+        Per (NMS threshold, match IoU) an image keeps its detections at the lowest score threshold
+        asked for so far and the sliders' largest cap, classified once. Every later score threshold
+        or cap only takes a prefix of them (`_Judged.cut`). Postprocessing and matching run again
+        only for a new NMS threshold or match IoU, a lower score threshold or a higher cap.
         """
-        floor = min(SCORE_RANGE[0], p["score_thresh"])
         cap = max(MAX_DETS_RANGE[1], p["max_dets"])
-        store = self._postprocessed.setdefault((p["nms_thresh"], floor, cap), {})
-        missing = [i for i in indices if i not in store]
-        if missing:
-            detections = filter_detections_batch([self.cached(i) for i in missing], floor, p["nms_thresh"], cap)
-            store.update(zip(missing, detections))
-        return [cut_detections(store[i], p["score_thresh"], p["max_dets"]) for i in indices]
+        store = self._judged.setdefault((p["nms_thresh"], p["iou"]), {})
+        stale = [i for i in indices if i not in store or store[i].floor > p["score_thresh"] or store[i].cap < cap]
+        if stale:
+            detections = filter_detections_batch([self.cached(i) for i in stale], p["score_thresh"],
+                                                 p["nms_thresh"], cap)
+            classified = classify_batch(detections, [self.targets[i] for i in stale], p["iou"])
+            store.update((i, _Judged.of(p["score_thresh"], cap, d, c))
+                         for i, d, c in zip(stale, detections, classified))
+        return [store[i] for i in indices]
 
     def update(self, **params) -> dict:
-        """Change some parameters, re-run postprocessing and matching, move the artists; returns the numbers."""
+        """Change some parameters, re-run postprocessing and matching as needed, move the artists.
+
+        Returns `numbers()`.
+        """
         p = self._validate(params)
         self.params = p
         i = p["image"]
+        s, n_max = p["score_thresh"], p["max_dets"]
         if self.set_stats:
-            detections = self.detections_for(range(len(self.images)), p)
-            classified = classify_batch(detections, self.targets, p["iou"])
-            self.set_pr = precision_recall_at(classified)
-            reasons = torch.cat([c.fp_reason for c in classified])
-            self.set_fp_reasons = {name: int((reasons == k).sum()) for k, name in enumerate(FP_REASONS)}
-            self.detections, self.classified = detections[i], classified[i]
+            judged = self.judged(range(len(self.images)), p)
+            counts = np.array([j.counts(s, n_max) for j in judged])  # (images, 3 + len(FP_REASONS))
+            num_tp, num_dets, _ = counts[:, :3].sum(0)
+            num_gt = sum(len(t["labels"]) for t in self.targets)
+            self.set_pr = PrecisionRecall(num_tp / num_dets if num_dets else math.nan,
+                                          num_tp / num_gt if num_gt else math.nan,
+                                          int(num_tp), int(num_dets - num_tp), num_gt)
+            self.set_fp_reasons = dict(zip(FP_REASONS, counts[:, 3:].sum(0).tolist()))
+            current = judged[i]
         else:
-            self.detections = self.detections_for([i], p)[0]
-            self.classified = classify_detections(self.detections, self.targets[i], p["iou"])
+            current = self.judged([i], p)[0]
+        self.detections, self.classified = current.cut(s, n_max)
         self.image_pr = precision_recall_at(self.classified)
         self._draw(i)
         return self.numbers()
@@ -666,7 +795,7 @@ class PredictionsExplorer:
         height, width = self.images[image].shape[-2:]
         self.ax.set_xlim(0, width)  # the artists' transform needs these even when the pixels are cached
         self.ax.set_ylim(height, 0)
-        if image not in self._backgrounds:
+        if image not in self._backgrounds:  # image, axes, name and legend: drawn once per image
             for old in list(self.ax.images):
                 old.remove()
             self.ax.imshow(self.images[image].permute(1, 2, 0).clamp(0, 1).numpy(), extent=(0, width, height, 0),
@@ -675,17 +804,20 @@ class PredictionsExplorer:
             self.ax.set_ylim(height, 0)
             self.ax.set_xlabel("x (pixels)")
             self.ax.set_ylabel("y (pixels)")
+            self.name_text.set_text(self.names[image])
             self.fig.canvas.draw()
             self._backgrounds[image] = self.fig.canvas.copy_from_bbox(self.fig.bbox)
         self._shown_image = image
+        self.artists.set(self.detections, self.targets[image], self.classified)
+        self._labels = prediction_labels(self.detections, self.targets[image], self.classified, self.class_names,
+                                         height)
         p, pr, c = self.params, self.image_pr, self.classified
-        title = (f"{self.names[image]}\nscore >= {p['score_thresh']:.2f}, NMS IoU {p['nms_thresh']:.2f}, "
-                 f"top {p['max_dets']}: {pr.num_tp} TP, {pr.num_fp} FP, {c.num_missed} missed")
-        self.artists.set(self.detections, self.targets[image], c, self.class_names, title)
+        self._status = (f"score > {p['score_thresh']:.2f}, NMS IoU {p['nms_thresh']:.2f}, top {p['max_dets']}: "
+                        f"{pr.num_tp} TP, {pr.num_fp} FP, {c.num_missed} missed")
         self._picture = None
 
     def render(self) -> bytes:
-        """The current picture as PNG (or JPEG) bytes: the saved background with the artists on top."""
+        """The current picture as PNG (or JPEG) bytes: saved background, box outlines, then the labels."""
         if self._picture is None:
             import io
 
@@ -694,14 +826,22 @@ class PredictionsExplorer:
             canvas = self.fig.canvas
             canvas.restore_region(self._backgrounds[self._shown_image])
             for artist in self.artists.artists:
-                if artist.get_visible():
-                    self.fig.draw_artist(artist)
-            pixels = np.asarray(canvas.buffer_rgba())[..., :3]  # (H, W, 3) uint8
+                self.fig.draw_artist(artist)
+            picture = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())  # (H, W, 3) uint8
+            fig_height = picture.height
+
+            def to_pixels(points):  # image coordinates -> (column, row) from the top-left corner
+                display = self.ax.transData.transform(points)
+                return np.stack([display[:, 0], fig_height - display[:, 1]], axis=1)
+
+            x0, y0, x1, y1 = self.ax.bbox.extents
+            self._painter.paint(picture, self._labels, to_pixels, (x0, fig_height - y1, x1, fig_height - y0))
+            self._painter.paint_status(picture, self._status, (x0 + x1) / 2, fig_height - y1 - 4)
             buffer = io.BytesIO()
             if self.image_format == "png":
-                Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+                picture.save(buffer, format="PNG", compress_level=1)
             else:
-                Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+                picture.save(buffer, format="JPEG", quality=90)
             self._picture = buffer.getvalue()
         return self._picture
 

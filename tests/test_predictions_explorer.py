@@ -15,6 +15,7 @@ from retina_lessons.model import RetinaNet
 from retina_lessons.predictions_explorer import (
     DUPLICATE,
     FP_COLOUR,
+    FP_REASONS,
     MISSED_COLOUR,
     NOT_FP,
     POOR_LOCALISATION,
@@ -259,15 +260,31 @@ def test_update_returns_a_new_picture_when_a_slider_moves(explorer):
     assert len(explorer.detections["scores"]) <= 1 and explorer.render() != after
 
 
-def test_explorer_numbers_equal_the_plain_functions(explorer, cached, heldout):
-    numbers = explorer.update(image=2, score_thresh=0.2, nms_thresh=0.6, max_dets=40)
-    dets = [filter_detections(c, 0.2, 0.6, 40) for c in cached]
-    classified = classify_batch(dets, [t for _, t in heldout])
-    image_pr, set_pr = precision_recall_at(classified[2]), precision_recall_at(classified)
-    assert numbers["detections"] == len(dets[2]["scores"])
-    assert (numbers["tp"], numbers["fp"], numbers["num_gt"]) == (image_pr.num_tp, image_pr.num_fp, image_pr.num_gt)
-    assert (numbers["set"]["tp"], numbers["set"]["fp"]) == (set_pr.num_tp, set_pr.num_fp)
-    assert numbers["set"]["num_gt"] == sum(len(t["labels"]) for _, t in heldout)
+@pytest.mark.parametrize("moves", [
+    [{"image": 2, "score_thresh": 0.2, "nms_thresh": 0.6, "max_dets": 40}],
+    # down, up, down again (below what was postprocessed), and a new cap and match IoU
+    [{"score_thresh": 0.3}, {"score_thresh": 0.15}, {"score_thresh": 0.4, "max_dets": 3},
+     {"score_thresh": 0.1, "max_dets": 100}, {"image": 1, "nms_thresh": 0.3, "iou": 0.7}],
+])
+def test_explorer_numbers_equal_the_plain_functions(explorer, cached, heldout, moves):
+    for params in moves:
+        numbers = explorer.update(**params)
+        p = explorer.params
+        dets = [filter_detections(c, p["score_thresh"], p["nms_thresh"], p["max_dets"]) for c in cached]
+        classified = classify_batch(dets, [t for _, t in heldout], p["iou"])
+        i = p["image"]
+        for key in ("boxes", "scores", "labels"):
+            assert torch.equal(explorer.detections[key], dets[i][key])
+        for mine, plain in zip(explorer.classified, classified[i]):
+            assert torch.equal(mine, plain)
+        image_pr, set_pr = precision_recall_at(classified[i]), precision_recall_at(classified)
+        assert numbers["detections"] == len(dets[i]["scores"])
+        assert (numbers["tp"], numbers["fp"], numbers["num_gt"]) == (image_pr.num_tp, image_pr.num_fp,
+                                                                     image_pr.num_gt)
+        assert (numbers["set"]["tp"], numbers["set"]["fp"]) == (set_pr.num_tp, set_pr.num_fp)
+        assert numbers["set"]["num_gt"] == sum(len(t["labels"]) for _, t in heldout)
+        reasons = torch.cat([c.fp_reason for c in classified])
+        assert numbers["set"]["fp_reasons"] == {name: int((reasons == k).sum()) for k, name in enumerate(FP_REASONS)}
     assert "this image" in explorer.table_html() and "all 3 images" in explorer.table_html()
 
 
