@@ -142,7 +142,9 @@ def to_torchvision(model: nn.Module) -> nn.Module:
 
     from torchvision.models.detection import RetinaNet as TorchvisionRetinaNet
     from torchvision.models.detection._utils import BoxCoder
-    from torchvision.models.detection.anchor_utils import AnchorGenerator as TorchvisionAnchorGenerator
+    from torchvision.models.detection.anchor_utils import (
+        AnchorGenerator as TorchvisionAnchorGenerator,
+    )
     from torchvision.models.detection.retinanet import RetinaNetHead
 
     c = model.config
