@@ -61,6 +61,30 @@ def draw_boxes(ax: Axes, boxes: Tensor, labels: Sequence[str] | None = None, col
     return patches
 
 
+DETECTION_COLOURS = ("#56B4E9", "#E69F00", "#CC79A7", "#009E73", "#F0E442", "#0072B2", "#D55E00")  # Okabe-Ito
+
+
+def draw_detections(ax: Axes, boxes: Tensor, scores: Tensor, labels: Tensor, class_names: Sequence[str],
+                    colors: Sequence[str] = DETECTION_COLOURS, linewidth: float = 2.0,
+                    fontsize: float = 8.0) -> list[Rectangle]:
+    """Draw detections (D, 4) xyxy with a colour per class and a "name score" label, e.g. "circle 0.93".
+
+    ``labels`` (D,) index ``class_names``; class k gets ``colors[k % len(colors)]``. Returns the rectangles.
+    """
+    if not len(boxes) == len(scores) == len(labels):
+        raise ValueError(f"boxes, scores, labels: expected one of each per detection, got {len(boxes)}, "
+                         f"{len(scores)}, {len(labels)}")
+    if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < len(class_names):
+        raise ValueError(f"labels: expected class indices in [0, {len(class_names)}), got {labels.tolist()}")
+    patches = []
+    for k in sorted(set(labels.tolist())):
+        is_k = labels == k
+        texts = [f"{class_names[k]} {s:.2f}" for s in scores[is_k].tolist()]
+        patches += draw_boxes(ax, boxes[is_k].reshape(-1, 4), texts, color=colors[k % len(colors)],
+                              linewidth=linewidth, fontsize=fontsize)
+    return patches
+
+
 def normalize_map(feature_map: Tensor) -> Tensor:
     """Scale one (H, W) map to [0, 1] by its own minimum and maximum (a constant map becomes all zeros)."""
     if feature_map.dim() != 2:

@@ -13,19 +13,23 @@ The computing and drawing behind each control are plain functions, tested withou
 
 - :func:`cache_outputs`: the forward pass, run **once** per image; it keeps the raw head outputs
   (``cls_logits (N, K)``, ``box_deltas (N, 4)``) and what decoding needs (anchors, sizes).
-- :func:`filter_detections` (:func:`filter_detections_batch` for many images at once): only the
-  postprocessing, :func:`retina_lessons.postprocess.detections_from_outputs` with the given
-  thresholds, boxes mapped back to the original image.
+- :func:`filter_detections`: only the postprocessing, the library's
+  :func:`retina_lessons.postprocess.detections_from_outputs` with the given thresholds, boxes
+  mapped back to the original image. For many images, the same in two halves:
+  :func:`decode_candidates` (threshold, top-k per level, decode, clip) and :func:`suppress`
+  (class-aware NMS, top-N), so that candidates decoded once serve every NMS threshold.
+- :func:`cut_detections`: a higher score threshold or a lower cap keeps a prefix of the sorted
+  detections, so most slider moves need no postprocessing at all.
 - :func:`classify_detections` (:func:`classify_batch`): COCO's greedy matching, all classes of
   all images at once, giving true / false positive flags, why each false positive is wrong
   (duplicate, wrong class, poor localisation, background) and the missed ground truth.
 - :func:`precision_recall_at`: precision and recall of those counts.
 - :func:`draw_predictions`: a static picture of one image's classified detections.
-- :class:`PredictionsExplorer`: ``update(**params)`` re-runs only postprocessing, matching and
-  drawing on the cached outputs (milliseconds at the classroom size), moves matplotlib artists
-  over a saved background and renders the figure into a PNG for an ``ipywidgets.Image``;
-  :meth:`PredictionsExplorer.widget` wires a dropdown and three sliders to it. No ``ipympl``
-  is needed: it works in JupyterLab 4 with ipywidgets 8 as installed.
+- :class:`PredictionsExplorer`: ``update(**params)`` re-runs only what the move needs of
+  postprocessing and matching on the cached outputs (milliseconds at the classroom size), moves
+  matplotlib artists over a saved background, writes the labels with Pillow and renders a PNG
+  for an ``ipywidgets.Image``; :meth:`PredictionsExplorer.widget` wires a dropdown and three
+  sliders to it. No ``ipympl`` is needed: it works in JupyterLab 4 with ipywidgets 8 as installed.
 
 Taught in ``notebooks/08_inference.ipynb``.
 """
@@ -34,15 +38,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torchvision.ops import batched_nms
 
+from .box_coding import decode_boxes
+from .boxes import clip_boxes_to_image
 from .evaluation import UNMATCHED
-from .postprocess import detections_from_outputs
+from .focal_explorer import png_bytes
+from .postprocess import detections_from_outputs, top_candidates
 from .transform import postprocess_boxes
 
 MATCH_IOU = 0.5  # COCO's AP50 criterion (and the paper's NMS threshold, a different use of 0.5)
@@ -57,8 +66,10 @@ FP_COLOUR = "#D55E00"
 MISSED_COLOUR = "#F0E442"
 FOUND_GT_COLOUR = "#FFFFFF"
 MAX_LABELS = 20  # text labels per picture: the missed boxes, then the highest-scoring detections
+LABEL_FONTSIZE = 7.5  # points
+EXPLORER_FONTSIZE = 8.0
 IMAGE_FORMATS = ("png", "jpeg")
-IMAGES_PER_CALL = 16  # images postprocessed per call in filter_detections_batch
+IMAGES_PER_CALL = 16  # images per batched_nms call in suppress
 SCORE_RANGE = (0.05, 0.95)  # slider ranges; 0.05 is the paper's threshold
 NMS_RANGE = (0.05, 1.0)
 MAX_DETS_RANGE = (1, 100)
@@ -149,38 +160,113 @@ def _check_filter_params(score_thresh, nms_thresh, max_dets) -> None:
     _check_max_dets(max_dets)
 
 
-def filter_detections_batch(cached: Sequence[CachedOutputs], score_thresh: float = 0.05,
-                            nms_thresh: float = 0.5, max_dets: int = 100) -> list[dict[str, Tensor]]:
-    """Postprocess many cached images at once: one dict per image, as :func:`filter_detections`.
+@dataclass
+class Candidates:
+    """One image's decoded candidates before NMS (the first half of postprocessing).
 
-    Images that share a padded frame are decoded together, `IMAGES_PER_CALL` at a time: the
-    library's postprocess is vectorised over images, but its class-aware NMS (torchvision's
-    ``batched_nms``) loops over the (image, class) groups, scanning every candidate for each, so
-    its cost grows with the square of the batch.
+    At most ``topk_candidates`` per level of the (anchor, class) pairs scored above `score_thresh`:
+    boxes (C, 4) xyxy in the resized image's pixels, clipped to it; scores (C,); labels (C,).
     """
-    _check_filter_params(score_thresh, nms_thresh, max_dets)
-    out: list[dict | None] = [None] * len(cached)
+
+    boxes: Tensor
+    scores: Tensor
+    labels: Tensor
+    score_thresh: float
+    image_size: tuple[int, int]
+    original_size: tuple[int, int]
+
+
+def _check_cached(cached: Sequence[CachedOutputs]) -> dict[int, list[int]]:
+    """Indices of `cached` grouped by padded frame (shared anchors)."""
     groups: dict[int, list[int]] = {}
     for i, c in enumerate(cached):
         if not isinstance(c, CachedOutputs):
             raise ValueError(f"cached[{i}]: expected CachedOutputs (from cache_outputs), got {type(c).__name__}")
         groups.setdefault(id(c.anchors_xyxy), []).append(i)
-    for group in groups.values():
-        for start in range(0, len(group), IMAGES_PER_CALL):
-            indices = group[start : start + IMAGES_PER_CALL]
-            first = cached[indices[0]]
-            cls_logits = torch.stack([cached[i].cls_logits for i in indices])  # (B, N, K)
-            box_deltas = torch.stack([cached[i].box_deltas for i in indices])  # (B, N, 4)
-            sizes = [cached[i].image_size for i in indices]
-            detections = detections_from_outputs(
-                cls_logits, box_deltas, first.anchors_xyxy, first.num_anchors_per_level, sizes,
-                score_thresh=score_thresh, topk_candidates=first.topk_candidates, nms_thresh=nms_thresh,
-                detections_per_img=int(max_dets), box_weights=first.box_weights,
-                box_delta_clamp=first.box_delta_clamp)
-            detections = postprocess_boxes(detections, sizes, [cached[i].original_size for i in indices])
-            for i, detection in zip(indices, detections):
-                out[i] = detection
+    return groups
+
+
+def decode_candidates(cached: Sequence[CachedOutputs], score_thresh: float = 0.05) -> list[Candidates]:
+    """Threshold, top-k per level, decode and clip, for many cached images at once (no NMS yet).
+
+    The same steps, with the library's own pieces (`top_candidates`, `decode_boxes`,
+    `clip_boxes_to_image`), as the first half of `detections_from_outputs`; vectorised over the
+    images that share a padded frame, one call per pyramid level.
+    """
+    _check_score_thresh(score_thresh)
+    out: list[Candidates | None] = [None] * len(cached)
+    for indices in _check_cached(cached).values():
+        first = cached[indices[0]]
+        cls_logits = torch.stack([cached[i].cls_logits for i in indices])  # (B, N, K)
+        box_deltas = torch.stack([cached[i].box_deltas for i in indices])  # (B, N, 4)
+        sizes = torch.as_tensor([cached[i].image_size for i in indices])  # (B, 2) as (H, W)
+        image_idx, boxes, scores, labels = [], [], [], []
+        start = 0
+        for num in first.num_anchors_per_level:  # the 5 levels
+            level = slice(start, start + num)
+            start += num
+            img, anchor, label, score = top_candidates(cls_logits[:, level], score_thresh, first.topk_candidates)
+            decoded = decode_boxes(box_deltas[:, level][img, anchor], first.anchors_xyxy[level][anchor],
+                                   first.box_weights, first.box_delta_clamp)  # (C_l, 4)
+            boxes.append(clip_boxes_to_image(decoded, sizes[img]))
+            image_idx.append(img)
+            scores.append(score)
+            labels.append(label)
+        image_idx = torch.cat(image_idx)
+        order = torch.sort(image_idx, stable=True).indices  # group by image, levels in order within each
+        counts = torch.bincount(image_idx, minlength=len(indices)).tolist()
+        parts = [torch.cat(x)[order].split(counts) for x in (boxes, scores, labels)]
+        for b, i in enumerate(indices):
+            out[i] = Candidates(parts[0][b], parts[1][b], parts[2][b], float(score_thresh),
+                                cached[i].image_size, cached[i].original_size)
     return out
+
+
+def suppress(candidates: Sequence[Candidates], score_thresh: float = 0.05, nms_thresh: float = 0.5,
+             max_dets: int = 100) -> list[dict[str, Tensor]]:
+    """The second half of postprocessing: class-aware NMS and the best `max_dets` per image.
+
+    Keeps the candidates scored above `score_thresh` (at least the threshold they were decoded
+    at: the per-level top-k of a higher threshold keeps exactly these), runs one NMS per (image,
+    class) as `detections_from_outputs` does, and maps the boxes back to each original image.
+    Images go to torchvision's ``batched_nms`` `IMAGES_PER_CALL` at a time: for many boxes it
+    loops over the (image, class) groups scanning every box for each, a cost that grows with the
+    square of the batch.
+    """
+    _check_filter_params(score_thresh, nms_thresh, max_dets)
+    out = []
+    for start in range(0, len(candidates), IMAGES_PER_CALL):
+        chunk = candidates[start : start + IMAGES_PER_CALL]
+        for i, c in enumerate(chunk):
+            if not isinstance(c, Candidates):
+                raise ValueError(f"candidates[{start + i}]: expected Candidates, got {type(c).__name__}")
+            if score_thresh < c.score_thresh:
+                raise ValueError(f"score_thresh={score_thresh}: below the {c.score_thresh} the candidates of "
+                                 f"image {start + i} were decoded at")
+        keep = [c.scores > score_thresh for c in chunk]
+        boxes = torch.cat([c.boxes[k] for c, k in zip(chunk, keep)])  # (C, 4)
+        scores = torch.cat([c.scores[k] for c, k in zip(chunk, keep)])
+        labels = torch.cat([c.labels[k] for c, k in zip(chunk, keep)])
+        image_idx = torch.cat([torch.full((int(k.sum()),), i) for i, k in enumerate(keep)])
+        num_classes = int(labels.max()) + 1 if len(labels) else 1
+        kept = batched_nms(boxes, scores, image_idx * num_classes + labels, nms_thresh)  # by decreasing score
+        kept = kept[torch.sort(image_idx[kept], stable=True).indices]  # by image, score order inside each
+        counts = torch.bincount(image_idx[kept], minlength=len(chunk))
+        first = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(len(kept)) - first[image_idx[kept]]
+        kept = kept[rank < max_dets]
+        counts = torch.bincount(image_idx[kept], minlength=len(chunk)).tolist()
+        detections = [{"boxes": b, "scores": s, "labels": lab} for b, s, lab in
+                      zip(boxes[kept].split(counts), scores[kept].split(counts), labels[kept].split(counts))]
+        out += postprocess_boxes(detections, [c.image_size for c in chunk], [c.original_size for c in chunk])
+    return out
+
+
+def filter_detections_batch(cached: Sequence[CachedOutputs], score_thresh: float = 0.05,
+                            nms_thresh: float = 0.5, max_dets: int = 100) -> list[dict[str, Tensor]]:
+    """:func:`filter_detections` for many cached images at once: `decode_candidates`, then `suppress`."""
+    _check_filter_params(score_thresh, nms_thresh, max_dets)
+    return suppress(decode_candidates(cached, score_thresh), score_thresh, nms_thresh, max_dets)
 
 
 def cut_detections(det: dict[str, Tensor], score_thresh: float, max_dets: int) -> dict[str, Tensor]:
@@ -189,8 +275,8 @@ def cut_detections(det: dict[str, Tensor], score_thresh: float, max_dets: int) -
     Raising the score threshold or lowering the cap only removes boxes from the end of the sorted
     list: NMS drops a box only for a better-scored one, and the per-level top-k and the final
     top-N keep the best. So ``cut_detections(filter_detections(c, low, nms, many), s, n)`` equals
-    ``filter_detections(c, s, nms, n)`` for any ``s >= low`` and ``n <= many``; the explorer
-    postprocesses once per NMS threshold and cuts for every other slider move.
+    ``filter_detections(c, s, nms, n)`` for any ``s >= low`` and ``n <= many``: the explorer
+    suppresses once per NMS threshold and cuts for every score or cap move.
     """
     _check_score_thresh(score_thresh)
     _check_max_dets(max_dets)
@@ -202,10 +288,21 @@ def filter_detections(cached_outputs: CachedOutputs, score_thresh: float = 0.05,
                       max_dets: int = 100) -> dict[str, Tensor]:
     """One image's detections from its cached head outputs: threshold, top-k, decode, NMS, top-N.
 
-    Returns ``boxes`` (D, 4) xyxy in the original image's pixels, ``scores`` (D,) and
-    ``labels`` (D,), by decreasing score, D <= max_dets. Bad thresholds raise ValueError.
+    Exactly the library's postprocessing (`detections_from_outputs`) with these settings, boxes mapped
+    back to the original image. Returns ``boxes`` (D, 4) xyxy in the original image's pixels,
+    ``scores`` (D,) and ``labels`` (D,), by decreasing score, D <= max_dets. Bad thresholds raise
+    ValueError.
     """
-    return filter_detections_batch([cached_outputs], score_thresh, nms_thresh, max_dets)[0]
+    _check_filter_params(score_thresh, nms_thresh, max_dets)
+    if not isinstance(cached_outputs, CachedOutputs):
+        raise ValueError(f"cached_outputs: expected CachedOutputs (from cache_outputs), got "
+                         f"{type(cached_outputs).__name__}")
+    c = cached_outputs
+    detection = detections_from_outputs(
+        c.cls_logits[None], c.box_deltas[None], c.anchors_xyxy, c.num_anchors_per_level, [c.image_size],
+        score_thresh=score_thresh, topk_candidates=c.topk_candidates, nms_thresh=nms_thresh,
+        detections_per_img=int(max_dets), box_weights=c.box_weights, box_delta_clamp=c.box_delta_clamp)
+    return postprocess_boxes(detection, [c.image_size], [c.original_size])[0]
 
 
 # ----------------------------------------------------------------------------- true / false positives
@@ -433,11 +530,14 @@ class Label(NamedTuple):
 
 
 def prediction_labels(det: dict, gt: dict, classified: Classified, class_names: Sequence[str],
-                      image_height: float, max_labels: int = MAX_LABELS) -> list[Label]:
+                      image_height: float, max_labels: int = MAX_LABELS,
+                      text_size: tuple[float, float] | None = None) -> list[Label]:
     """The labels of a picture: every missed box first (there are few), then detections by score.
 
     A detection's label sits above its top-left corner, a missed box's below its bottom-left
-    corner; where the image ends there, the label goes just inside the box instead.
+    corner; where the image ends there, the label goes just inside the box instead. With
+    ``text_size = (line height, character width)`` in image pixels, a label that would cover an
+    earlier one moves a line further out (labels of near-identical boxes stack).
     """
     margin = 0.07 * image_height
     gt_boxes = np.asarray(gt["boxes"], dtype=float).reshape(-1, 4)
@@ -449,7 +549,42 @@ def prediction_labels(det: dict, gt: dict, classified: Classified, class_names: 
     for (x1, y1, _, _), text, is_tp in zip(boxes, detection_labels(det, classified, class_names),
                                            classified.tp.tolist()):
         labels.append(Label(x1, y1, "top" if y1 < margin else "bottom", text, TP_COLOUR if is_tp else FP_COLOUR))
-    return labels[:max_labels]
+    labels = labels[:max_labels]
+    return _stack(labels, *text_size, image_height) if text_size is not None else labels
+
+
+def _stack(labels: list[Label], line_height: float, char_width: float, image_height: float,
+           max_moves: int = 4) -> list[Label]:
+    """Move each label that overlaps an earlier one by whole lines, away from its box (then towards it)."""
+    placed: list[tuple[float, float, float, float]] = []  # (x1, y1, x2, y2) in image pixels
+    out = []
+
+    def extent(label: Label, y: float) -> tuple[float, float, float, float]:
+        top = y - line_height if label.va == "bottom" else y
+        return label.x, top, label.x + char_width * len(label.text), top + line_height
+
+    def free(box) -> bool:
+        return all(box[2] <= p[0] or p[2] <= box[0] or box[3] <= p[1] or p[3] <= box[1] for p in placed)
+
+    for label in labels:
+        away = -1.0 if label.va == "bottom" else 1.0  # up for a label above its box, down for one below
+        tries = [label.y + away * k * line_height for k in range(max_moves + 1)]
+        tries += [label.y - away * k * line_height for k in range(1, max_moves + 1)]
+        for y in tries:
+            box = extent(label, y)
+            if box[1] >= 0 and box[3] <= image_height and free(box):
+                label = label._replace(y=y)
+                break
+        placed.append(extent(label, label.y))
+        out.append(label)
+    return out
+
+
+def text_size(ax, image_height: float, fontsize: float) -> tuple[float, float]:
+    """(line height, character width) of labels of `fontsize` points, in image pixels of `ax`."""
+    pixels_per_unit = ax.get_window_extent().height / image_height
+    em = fontsize * ax.figure.dpi / 72  # screen pixels
+    return 1.45 * em / pixels_per_unit, 0.62 * em / pixels_per_unit
 
 
 class PredictionArtists:
@@ -487,11 +622,14 @@ class PredictionArtists:
 
 
 def draw_labels(ax, labels: Sequence[Label], fontsize: float = 7.5) -> list:
-    """Matplotlib text artists for `labels` (for static pictures; the explorer draws them with PIL)."""
+    """Matplotlib text artists for `labels` (for static pictures; the explorer draws them with PIL).
+
+    The first label is drawn on top of the others (missed boxes, then the best-scored detections).
+    """
     return [ax.text(label.x, label.y, label.text, fontsize=fontsize, va=label.va, ha="left",
-                    color=label.text_colour, zorder=7, clip_on=True,
+                    color=label.text_colour, zorder=7 + 1 / (1 + rank), clip_on=True,
                     bbox={"facecolor": label.colour, "pad": 1.0, "lw": 0, "alpha": 0.9})
-            for label in labels]
+            for rank, label in enumerate(labels)]
 
 
 class LabelPainter:
@@ -564,7 +702,8 @@ def draw_predictions(ax, image: Tensor, det: dict, gt: dict, class_names: Sequen
     ax.set_xlim(0, width)
     ax.set_ylim(height, 0)
     PredictionArtists(ax).set(det, gt, classified)
-    draw_labels(ax, prediction_labels(det, gt, classified, class_names, height))
+    draw_labels(ax, prediction_labels(det, gt, classified, class_names, height,
+                                      text_size=text_size(ax, height, LABEL_FONTSIZE)), LABEL_FONTSIZE)
     pr = precision_recall_at(classified)
     default = (f"{pr.num_tp} TP, {pr.num_fp} FP, {classified.num_missed} missed: "
                f"precision {_format(pr.precision)}, recall {_format(pr.recall)}")
@@ -575,6 +714,18 @@ def draw_predictions(ax, image: Tensor, det: dict, gt: dict, class_names: Sequen
 
 
 # ----------------------------------------------------------------------------- the explorer
+
+
+@contextmanager
+def _one_thread():
+    """Run torch on one thread: an update works on small tensors, where a parallel region gains
+    nothing and, on a busy machine, can wait milliseconds for a second thread to be scheduled."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @dataclass
@@ -631,7 +782,7 @@ class PredictionsExplorer:
 
     The forward pass runs once per image (:func:`cache_outputs`, all images at construction
     when ``set_stats`` asks for the whole set's precision and recall, otherwise on first
-    view). ``update(**params)`` changes any of ``image`` (an index or a name), ``score_thresh``,
+    view), unless ``cached`` brings the outputs of an earlier `cache_outputs` call. ``update(**params)`` changes any of ``image`` (an index or a name), ``score_thresh``,
     ``nms_thresh``, ``max_dets`` and ``iou`` (the IoU a true positive needs), re-runs only
     postprocessing and matching, moves the artists and returns the numbers; bad values raise
     ValueError. :meth:`render` gives the picture (PNG or JPEG bytes), :meth:`widget` the controls.
@@ -640,7 +791,8 @@ class PredictionsExplorer:
     def __init__(self, model: nn.Module, images: Sequence[Tensor], targets: Sequence[dict],
                  class_names: Sequence[str], names: Sequence[str] | None = None, *, score_thresh: float = 0.3,
                  nms_thresh: float | None = None, max_dets: int | None = None, iou: float = MATCH_IOU,
-                 set_stats: bool = True, figsize=(5.0, 5.6), dpi: int = 100, image_format: str = "png") -> None:
+                 set_stats: bool = True, cached: Sequence[CachedOutputs] | None = None, figsize=(5.0, 5.6),
+                 dpi: int = 100, image_format: str = "png") -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
@@ -663,17 +815,22 @@ class PredictionsExplorer:
                        "nms_thresh": config.nms_thresh if nms_thresh is None else nms_thresh,
                        "max_dets": min(config.detections_per_img, MAX_DETS_RANGE[1]) if max_dets is None else max_dets,
                        "iou": iou}
-        self._cache: list[CachedOutputs | None] = [None] * len(self.images)
+        if cached is not None and len(cached) != len(self.images):
+            raise ValueError(f"cached: expected the outputs of all {len(self.images)} images (from cache_outputs), "
+                             f"got {len(cached)}")
+        self._cache: list[CachedOutputs | None] = list(cached) if cached is not None else [None] * len(self.images)
+        self._candidates: dict[int, Candidates] = {}  # image -> decoded candidates before NMS
         self._judged: dict[tuple[float, float], dict[int, _Judged]] = {}  # (nms, iou) -> image -> ...
         self.set_stats = set_stats
-        if set_stats:
+        missing = [i for i, c in enumerate(self._cache) if c is None]
+        if set_stats and missing:
             self._cache = cache_outputs(model, self.images)
         self.fig = Figure(figsize=figsize, dpi=dpi)  # outside pyplot: never shown twice in a notebook
         FigureCanvasAgg(self.fig)
         self.ax = self.fig.add_axes((0.13, 0.19, 0.84, 0.72))
         self.artists = PredictionArtists(self.ax, animated=True)
         self.name_text = self.fig.text(0.55, 0.985, "", ha="center", va="top", fontsize=10)
-        self._painter = LabelPainter(fontsize=8.0, dpi=dpi)
+        self._painter = LabelPainter(fontsize=EXPLORER_FONTSIZE, dpi=dpi)
         self._labels: list[Label] = []
         self._status = ""
         _legend(self.fig, bbox_to_anchor=(0.5, 0.0))
@@ -734,21 +891,34 @@ class PredictionsExplorer:
     def judged(self, indices: Sequence[int], p: dict) -> list[_Judged]:
         """Postprocessed and classified detections of these images, reused across slider moves.
 
-        Per (NMS threshold, match IoU) an image keeps its detections at the lowest score threshold
-        asked for so far and the sliders' largest cap, classified once. Every later score threshold
-        or cap only takes a prefix of them (`_Judged.cut`). Postprocessing and matching run again
-        only for a new NMS threshold or match IoU, a lower score threshold or a higher cap.
+        Per (NMS threshold, match IoU) an image keeps its detections at the sliders' lowest score
+        threshold and largest cap, classified once. Every score threshold or cap above those only
+        takes a prefix of them (`_Judged.cut`). Suppression and matching run again only for a new
+        NMS threshold or match IoU (or a threshold or cap beyond the sliders' ranges); the candidates
+        they start from are decoded once per image (`candidates`).
         """
         cap = max(MAX_DETS_RANGE[1], p["max_dets"])
         store = self._judged.setdefault((p["nms_thresh"], p["iou"]), {})
         stale = [i for i in indices if i not in store or store[i].floor > p["score_thresh"] or store[i].cap < cap]
         if stale:
-            detections = filter_detections_batch([self.cached(i) for i in stale], p["score_thresh"],
-                                                 p["nms_thresh"], cap)
+            candidates = self.candidates(stale, p["score_thresh"])
+            floor = min(c.score_thresh for c in candidates)
+            detections = suppress(candidates, floor, p["nms_thresh"], cap)
             classified = classify_batch(detections, [self.targets[i] for i in stale], p["iou"])
-            store.update((i, _Judged.of(p["score_thresh"], cap, d, c))
-                         for i, d, c in zip(stale, detections, classified))
+            store.update((i, _Judged.of(floor, cap, d, c)) for i, d, c in zip(stale, detections, classified))
         return [store[i] for i in indices]
+
+    def candidates(self, indices: Sequence[int], score_thresh: float) -> list[Candidates]:
+        """Decoded candidates of these images at `score_thresh` or below, decoded once per image.
+
+        Decoded at the sliders' lowest threshold (lower only if asked for), so that every NMS threshold
+        and every higher score threshold reuses them.
+        """
+        floor = min(SCORE_RANGE[0], score_thresh)
+        stale = [i for i in indices if i not in self._candidates or self._candidates[i].score_thresh > floor]
+        if stale:
+            self._candidates.update(zip(stale, decode_candidates([self.cached(i) for i in stale], floor)))
+        return [self._candidates[i] for i in indices]
 
     def update(self, **params) -> dict:
         """Change some parameters, re-run postprocessing and matching as needed, move the artists.
@@ -757,6 +927,11 @@ class PredictionsExplorer:
         """
         p = self._validate(params)
         self.params = p
+        with _one_thread():
+            self._update(p)
+        return self.numbers()
+
+    def _update(self, p: dict) -> None:
         i = p["image"]
         s, n_max = p["score_thresh"], p["max_dets"]
         if self.set_stats:
@@ -774,7 +949,6 @@ class PredictionsExplorer:
         self.detections, self.classified = current.cut(s, n_max)
         self.image_pr = precision_recall_at(self.classified)
         self._draw(i)
-        return self.numbers()
 
     def numbers(self) -> dict:
         """The counts, precision and recall shown: for the image, and for the whole set if computed."""
@@ -810,7 +984,7 @@ class PredictionsExplorer:
         self._shown_image = image
         self.artists.set(self.detections, self.targets[image], self.classified)
         self._labels = prediction_labels(self.detections, self.targets[image], self.classified, self.class_names,
-                                         height)
+                                         height, text_size=text_size(self.ax, height, EXPLORER_FONTSIZE))
         p, pr, c = self.params, self.image_pr, self.classified
         self._status = (f"score > {p['score_thresh']:.2f}, NMS IoU {p['nms_thresh']:.2f}, top {p['max_dets']}: "
                         f"{pr.num_tp} TP, {pr.num_fp} FP, {c.num_missed} missed")
@@ -837,12 +1011,12 @@ class PredictionsExplorer:
             x0, y0, x1, y1 = self.ax.bbox.extents
             self._painter.paint(picture, self._labels, to_pixels, (x0, fig_height - y1, x1, fig_height - y0))
             self._painter.paint_status(picture, self._status, (x0 + x1) / 2, fig_height - y1 - 4)
-            buffer = io.BytesIO()
             if self.image_format == "png":
-                picture.save(buffer, format="PNG", compress_level=1)
+                self._picture = png_bytes(np.asarray(picture))
             else:
+                buffer = io.BytesIO()
                 picture.save(buffer, format="JPEG", quality=90)
-            self._picture = buffer.getvalue()
+                self._picture = buffer.getvalue()
         return self._picture
 
     def table_html(self) -> str:

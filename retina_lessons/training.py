@@ -428,6 +428,14 @@ def classroom_dataset(num_images: int = CLASSROOM_TRAIN_IMAGES):
     return cached_shapes_dataset(num_images)
 
 
+def new_classroom_model(seed: int = CLASSROOM_TRAINING.seed) -> nn.Module:
+    """A freshly initialised CLASSROOM detector, the same on every machine for a given seed."""
+    from .model import RetinaNet
+
+    torch.manual_seed(seed)
+    return RetinaNet(get_config("classroom"))
+
+
 def load_classroom_detector(path: str | Path = CLASSROOM_DETECTOR, config: RetinaNetConfig | None = None) -> nn.Module:
     """The shipped classroom detector: the CLASSROOM preset with the weights of `path`, in eval mode."""
     from .model import RetinaNet
@@ -445,12 +453,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (2, as in the notebook)")
     args = parser.parse_args(argv)
 
-    from .model import RetinaNet
-
     torch.set_num_threads(args.threads)
     dataset = classroom_dataset()
-    torch.manual_seed(CLASSROOM_TRAINING.seed)
-    model = RetinaNet(get_config(args.preset))
+    model = new_classroom_model()
     history = fit(model, dataset, CLASSROOM_TRAINING)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")

@@ -26,10 +26,13 @@ from retina_lessons.predictions_explorer import (
     classify_batch,
     classify_detections,
     cut_detections,
+    decode_candidates,
     draw_predictions,
     filter_detections,
     filter_detections_batch,
     precision_recall_at,
+    prediction_labels,
+    suppress,
 )
 from retina_lessons.training import heldout_shapes
 
@@ -192,9 +195,22 @@ def test_filter_detections_equals_detect(model, heldout, cached):
         got = filter_detections(c, config.score_thresh, config.nms_thresh, config.detections_per_img)
         for key in ("boxes", "scores", "labels"):
             torch.testing.assert_close(got[key], expected[key])
+    # The two halves the explorer caches separately give the same detections.
     batched = filter_detections_batch(cached, config.score_thresh, config.nms_thresh, config.detections_per_img)
     for got, expected in zip(batched, detected):
-        torch.testing.assert_close(got["boxes"], expected["boxes"])
+        for key in ("boxes", "scores", "labels"):
+            torch.testing.assert_close(got[key], expected[key])
+
+
+def test_candidates_decoded_once_serve_every_nms_and_higher_threshold(cached):
+    candidates = decode_candidates(cached, 0.05)
+    for score, nms, max_dets in ((0.05, 0.5, 100), (0.2, 0.3, 10), (0.4, 0.9, 300)):
+        for got, c in zip(suppress(candidates, score, nms, max_dets), cached):
+            expected = filter_detections(c, score, nms, max_dets)
+            for key in ("boxes", "scores", "labels"):
+                assert torch.equal(got[key], expected[key])
+    with pytest.raises(ValueError, match="score_thresh=0.01: below the 0.05"):
+        suppress(candidates, 0.01, 0.5, 100)
 
 
 def test_cutting_equals_filtering_again(cached):
@@ -337,3 +353,54 @@ def test_widget_sliders_drive_the_picture(explorer):
     assert picture.value != before and explorer.params["score_thresh"] == pytest.approx(0.3)
     found["Dropdown"][0].value = 1
     assert explorer.params["image"] == 1
+
+
+def test_draw_detections_colours_by_class_and_labels_name_and_score():
+    # plotting.draw_detections, the static drawing the lesson uses next to the explorer
+    from retina_lessons.plotting import DETECTION_COLOURS, draw_detections
+
+    ax = Figure().add_subplot()
+    patches = draw_detections(ax, DET["boxes"], DET["scores"], DET["labels"], CLASS_NAMES)
+    assert len(patches) == 4
+    colours = sorted(to_rgba(DETECTION_COLOURS[k]) for k in DET["labels"].tolist())
+    assert sorted(tuple(p.get_edgecolor()) for p in patches) == colours
+    assert sorted(t.get_text() for t in ax.texts) == ["circle 0.70", "circle 0.90", "square 0.30", "square 0.80"]
+    with pytest.raises(ValueError, match="labels"):
+        draw_detections(ax, DET["boxes"], DET["scores"], torch.tensor([0, 1, 2, 3]), CLASS_NAMES)
+    with pytest.raises(ValueError, match="scores"):
+        draw_detections(ax, DET["boxes"], DET["scores"][:2], DET["labels"], CLASS_NAMES)
+
+
+def test_explorer_reuses_given_outputs(model, heldout, cached):
+    calls = []
+    handle = model.register_forward_hook(lambda module, args, out: calls.append(1))
+    try:
+        images, targets = zip(*heldout)
+        explorer = PredictionsExplorer(model, list(images), list(targets), CLASS_NAMES, cached=cached, dpi=40)
+        explorer.update(image=2, score_thresh=0.2)
+        assert not calls and explorer.numbers()["set"]["images"] == 3
+    finally:
+        handle.remove()
+    with pytest.raises(ValueError, match="cached"):
+        PredictionsExplorer(model, list(images), list(targets), CLASS_NAMES, cached=cached[:2])
+
+
+def test_labels_of_overlapping_boxes_stack_instead_of_covering_each_other():
+    c = classify_detections(DET, GT)
+    plain = prediction_labels(DET, GT, c, CLASS_NAMES, image_height=128)
+    assert [label.text for label in plain] == ["circle 0.90", "square 0.80 (wrong class)",
+                                               "circle 0.70 (duplicate)", "square 0.30"]
+    assert (plain[0].y, plain[1].y) == (11.0, 12.0)  # the first two boxes' tops are 1 pixel apart
+    line, char = 5.0, 2.0
+    stacked = prediction_labels(DET, GT, c, CLASS_NAMES, image_height=128, text_size=(line, char))
+    assert stacked[0] == plain[0]  # the best label stays put; the next ones move by whole lines
+    assert all((s.y - p.y) % line == 0 for s, p in zip(stacked, plain))
+
+    def extent(label):
+        top = label.y - line if label.va == "bottom" else label.y
+        return label.x, top, label.x + char * len(label.text), top + line
+
+    boxes = [extent(label) for label in stacked]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)  # no overlap
