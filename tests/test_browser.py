@@ -49,6 +49,7 @@ NOTEBOOKS = ROOT / "notebooks"
 EXPLORER_SLIDERS = {
     "05_matching_and_box_coding.ipynb": ("fg IoU >=",),  # the anchor explorer
     "06_focal_loss.ipynb": ("γ (gamma)", "α (alpha)"),  # the focal loss explorer
+    "08_inference.ipynb": ("score >=", "NMS IoU"),  # the predictions explorer
 }
 # Notebooks with widgets but no explorer (no slider that redraws a picture), and why.
 NO_PICTURE = {
