@@ -28,13 +28,26 @@ def prior_bias(prior_prob: float = PRIOR_PROB) -> float:
     return -math.log((1 - prior_prob) / prior_prob)
 
 
+class GroupNorm(nn.GroupNorm):
+    """nn.GroupNorm that also accepts a group holding a single value.
+
+    With one channel per group, a 1 x 1 map and one image (P7 of a 128-pixel image through a
+    32-channel head, at inference) every group has one value: normalised, it is 0, so the output is
+    the bias. nn.GroupNorm refuses that case ("Expected more than 1 value per channel"); the
+    underlying op computes it. Same parameters, same state dict, same values everywhere else.
+    """
+
+    def forward(self, input: Tensor) -> Tensor:
+        return torch.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+
 def conv_tower(channels: int, num_convs: int = 4, norm: str | None = None) -> nn.Sequential:
     """num_convs blocks of [3x3 conv, (GroupNorm), ReLU], all with `channels` channels."""
     blocks = []
     for _ in range(num_convs):
         layers = [nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=norm is None)]
         if norm == "group":
-            layers.append(nn.GroupNorm(GROUP_NORM_GROUPS, channels))
+            layers.append(GroupNorm(GROUP_NORM_GROUPS, channels))
         layers.append(nn.ReLU(inplace=True))
         blocks.append(nn.Sequential(*layers))
     return nn.Sequential(*blocks)

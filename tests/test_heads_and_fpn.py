@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
@@ -55,3 +56,27 @@ def test_feature_pyramid_equals_torchvision_for_both_p6_choices():
         assert len(got) == 5
         for g, e in zip(got, expected):
             torch.testing.assert_close(g, e)
+
+
+def test_group_norm_equals_torchs_and_accepts_a_group_with_one_value():
+    from retina_lessons.heads import GroupNorm
+
+    norm = GroupNorm(32, 32)
+    torch.nn.init.normal_(norm.weight)
+    torch.nn.init.normal_(norm.bias)
+    reference = torch.nn.GroupNorm(32, 32)
+    reference.load_state_dict(norm.state_dict())
+    x = torch.randn(2, 32, 5, 3)
+    torch.testing.assert_close(norm(x), reference(x))
+    single = torch.randn(1, 32, 1, 1)  # one value per group: normalised to 0, so the output is the bias
+    with pytest.raises(ValueError):
+        reference(single)
+    torch.testing.assert_close(norm(single), norm.bias.reshape(1, 32, 1, 1).expand(1, 32, 1, 1), atol=1e-4, rtol=0)
+
+
+def test_classroom_detector_runs_on_one_image_with_a_one_by_one_p7():
+    from retina_lessons import RetinaNet, get_config
+
+    model = RetinaNet(get_config("classroom")).eval()
+    (detections,) = model.detect([torch.rand(3, 128, 128)])
+    assert detections["boxes"].shape[1] == 4
