@@ -178,7 +178,9 @@ def to_torchvision(model: nn.Module) -> nn.Module:
     tv.box_coder = BoxCoder(c.box_weights, c.box_delta_clamp)
     tv.transform.size_divisible = c.size_divisible
     ours_to_tv = {_map_key(k): k for k in tv.state_dict() if not k.endswith("num_batches_tracked")}
-    tv.load_state_dict({ours_to_tv[k]: v for k, v in model.state_dict().items()}, strict=False)
+    # BatchNorm's step counters (a "bn" backbone) change no output; the copied backbone keeps its own
+    tv.load_state_dict({ours_to_tv[k]: v for k, v in model.state_dict().items()
+                        if not k.endswith("num_batches_tracked")}, strict=False)
     missing = set(ours_to_tv) - set(model.state_dict())
     if missing:
         raise ValueError(f"model: weights without a torchvision counterpart: {sorted(missing)[:5]}")
