@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from retina_lessons.anchor_explorer import (
     ALL,
+    SHAPES_CONFIG,
     STATE_COLOURS,
     AnchorExplorer,
     ExplorerImage,
@@ -22,7 +23,7 @@ from retina_lessons.anchor_explorer import (
 )
 from retina_lessons.anchors import AnchorGenerator, feature_sizes
 from retina_lessons.boxes import box_iou
-from retina_lessons.config import BG_IOU, CLASSROOM, FG_IOU
+from retina_lessons.config import BG_IOU, FG_IOU
 from retina_lessons.matching import BACKGROUND, IGNORE, match_anchors
 
 matplotlib.use("Agg")
@@ -157,11 +158,11 @@ def test_resized_size_matches_torchvision_rule():
 
 def known_example() -> tuple[ExplorerImage, torch.Tensor]:
     """A 128 x 128 image (the classroom size) whose one ground-truth box is exactly the P3 anchor at cell (2, 3), ratio 1:1, scale 2^0."""
-    generator = AnchorGenerator(CLASSROOM.anchor_sizes)
+    generator = AnchorGenerator(SHAPES_CONFIG.anchor_sizes)
     grids = feature_sizes((128, 128))
     p3 = generator.per_level((128, 128), grids)[0].view(grids[0][0], grids[0][1], 3, 3, 4)  # (H, W, R, S, 4)
     box = p3[3, 2, 1, 0]  # y = 3, x = 2, ratio 1:1, scale 2^0: a 16 x 16 box centred at (16, 24)
-    example = explorer_image("known", torch.zeros(3, 128, 128), box[None], CLASSROOM, ["square"])
+    example = explorer_image("known", torch.zeros(3, 128, 128), box[None], SHAPES_CONFIG, ["square"])
     return example, box
 
 
@@ -169,7 +170,7 @@ def known_example() -> tuple[ExplorerImage, torch.Tensor]:
 def known_explorer():
     example, _ = known_example()
     return AnchorExplorer([example, *[explorer_image("empty", torch.ones(3, 128, 128), torch.zeros(0, 4),
-                                                     CLASSROOM)]])
+                                                     SHAPES_CONFIG)]])
 
 
 def test_explorer_known_case_counts_and_colours(known_explorer):
@@ -188,7 +189,7 @@ def test_explorer_known_case_counts_and_colours(known_explorer):
 
 def test_explorer_counts_equal_match_anchors(known_explorer):
     _, box = known_example()
-    anchors = AnchorGenerator(CLASSROOM.anchor_sizes)((128, 128))
+    anchors = AnchorGenerator(SHAPES_CONFIG.anchor_sizes)((128, 128))
     for fg_iou, bg_iou, low_quality in [(0.5, 0.4, True), (0.3, 0.1, False), (0.7, 0.7, True)]:
         known_explorer.update(image=0, level=3, scale=ALL, ratio=ALL, location=ALL, fg_iou=fg_iou,
                               bg_iou=bg_iou, low_quality=low_quality)

@@ -12,7 +12,8 @@ def test_presets_differ_where_the_paper_and_torchvision_differ():
     assert (paper.head_norm, v1.head_norm, v2.head_norm) == (None, None, "group")
     assert (paper.detections_per_img, v1.detections_per_img) == (100, 300)
     assert paper.loss_normalization == "per_batch" and v1.loss_normalization == "per_image"
-    assert all(c.num_anchors == 9 for c in PRESETS.values())
+    assert all(c.num_anchors == 9 for name, c in PRESETS.items() if name != "classroom")
+    assert get_config("classroom").num_anchors == 3  # three scales, one (square) ratio
 
 
 def test_get_config_applies_changes_and_the_config_is_frozen():

@@ -12,14 +12,17 @@ from retina_lessons.datasets import hflip
 from retina_lessons.model import RetinaNet
 from retina_lessons.synthetic import ShapesDataset
 from retina_lessons.training import (
+    CLASSROOM_DETECTOR,
     CLASSROOM_TRAINING,
     BatchSampler,
     History,
     NonFiniteLossError,
     TrainConfig,
     fit,
+    heldout_shapes,
     load_batch,
     load_checkpoint,
+    load_classroom_detector,
     lr_factor,
 )
 
@@ -250,3 +253,17 @@ def test_classroom_training_uses_the_paper_optimiser_settings_it_keeps():
     assert CLASSROOM_TRAINING.weight_decay == 1e-4 and CLASSROOM_TRAINING.hflip_prob == 0.5
     assert CLASSROOM_TRAINING.milestones[-1] < CLASSROOM_TRAINING.steps
 
+
+
+def test_missing_classroom_detector_says_how_to_train_one(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m retina_lessons.training"):
+        load_classroom_detector(tmp_path / "absent.pt")
+
+
+def test_shipped_classroom_detector_loads_into_the_classroom_preset_and_detects():
+    model = load_classroom_detector()
+    assert not model.training and model.config == get_config("classroom")
+    assert CLASSROOM_DETECTOR.stat().st_size < 5 * 2**20  # small enough to ship
+    image, target = heldout_shapes()[1]
+    (detections,) = model.detect([image])
+    assert set(detections) == {"boxes", "scores", "labels"} and len(detections["boxes"]) > 0
