@@ -13,6 +13,7 @@ from retina_lessons.ablation import (
     PAPER_TABLE_1A,
     PAPER_TABLE_1B,
     Setting,
+    anchor_logits,
     draw_table_1,
     markdown_table,
     new_model,
@@ -272,3 +273,42 @@ def test_draw_table_1():
     assert right.get_xticklabels()[2].get_text() == "γ = 2\nα = 0.25"
     assert left.get_ylabel() == "COCO AP (%)" and left.get_legend() is not None
     plt.close("all")
+
+
+# ----------------------------------------------------------------------------- the loss's terms
+
+
+def test_anchor_logits_are_the_terms_of_the_classification_loss(images):
+    from retina_lessons.focal_loss import sigmoid_focal_loss
+    from retina_lessons.matching import IGNORE, match_anchors, pad_ground_truth
+
+    model = new_model(Setting(2.0, 0.25), seed=0, config=TINY).eval()
+    image, target = next((image, target) for image, target in images if len(target["boxes"]) > 0)
+    item = [(image, target)]
+    outputs = anchor_logits(model, item)
+    assert outputs["num_images"] == 1 and outputs["positives"].dim() == outputs["negatives"].dim() == 1
+    # counts: one positive per foreground anchor, K - 1 negatives there, K per background anchor
+    batch, _, targets = model.preprocess([image], [target])
+    anchors_xyxy = model.anchors(batch.shape[-2:])
+    gt_boxes, _, gt_valid = pad_ground_truth([targets[0]["boxes"]], [targets[0]["labels"]])
+    matched = match_anchors(anchors_xyxy, gt_boxes, gt_valid, TINY.fg_iou, TINY.bg_iou)
+    num_fg, num_bg = int((matched >= 0).sum()), int((matched == -1).sum())
+    K = TINY.num_classes
+    assert num_fg > 0 and int((matched == IGNORE).sum()) + num_fg + num_bg == len(anchors_xyxy)
+    assert outputs["positives"].numel() == num_fg
+    assert outputs["negatives"].numel() == num_fg * (K - 1) + num_bg * K
+    # summed focal loss over these terms, per foreground anchor = the model's classification loss
+    logits = torch.cat([outputs["positives"], outputs["negatives"]])
+    targets01 = torch.cat([torch.ones_like(outputs["positives"]), torch.zeros_like(outputs["negatives"])])
+    by_terms = sigmoid_focal_loss(logits, targets01, alpha=0.25, gamma=2.0).sum() / num_fg
+    with torch.no_grad():
+        torch.testing.assert_close(by_terms, model.loss([image], [target])["classification"])
+
+
+def test_anchor_logits_batches_do_not_matter(images):
+    model = new_model(Setting(0.0, 0.75), seed=0, config=TINY)
+    whole = anchor_logits(model, images, batch_size=len(images))
+    in_pieces = anchor_logits(model, images, batch_size=3)
+    assert whole["num_images"] == in_pieces["num_images"] == len(images)
+    for key in ("positives", "negatives"):
+        torch.testing.assert_close(whole[key], in_pieces[key], atol=1e-5, rtol=1e-5)
