@@ -356,10 +356,15 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
     bar = tqdm(range(start, until), initial=start, total=until, desc="training", disable=not progress)
     for step in bar:
         images, targets = load_batch(dataset, *sampler(step))
+        # the forward pass updates BatchNorm's running statistics: keep them to restore on a bad step
+        buffers = [b.clone() for b in model.buffers()]
         losses = model.loss(images, targets)
         for name, value in losses.items():
             if not torch.isfinite(value):
-                save(step)  # the weights are still those of the last good step
+                with torch.no_grad():
+                    for buffer, kept in zip(model.buffers(), buffers):
+                        buffer.copy_(kept)
+                save(step)  # the weights and statistics are those of the last good step
                 where = f"; the last good state (after {step} steps) is in {checkpoint}" if checkpoint else ""
                 raise NonFiniteLossError(
                     f"step {step}: the {LOSS_NAMES.get(name, name)} loss is {value.item()}{where}. "
@@ -370,6 +375,9 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
         max_norm = config.clip_grad_norm if config.clip_grad_norm is not None else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
         if not torch.isfinite(grad_norm):
+            with torch.no_grad():
+                for buffer, kept in zip(model.buffers(), buffers):
+                    buffer.copy_(kept)
             save(step)
             where = f"; the last good state (after {step} steps) is in {checkpoint}" if checkpoint else ""
             raise NonFiniteLossError(f"step {step}: the gradient norm is {grad_norm.item()} although both losses "
