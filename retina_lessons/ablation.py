@@ -12,6 +12,13 @@ number of steps; only ``focal_gamma`` and ``focal_alpha`` of the config change. 
 evaluated with COCO AP on the held-out shapes. A setting that appears in both tables
 (gamma = 0, alpha = .75) is trained once.
 
+Six trainings from scratch do not fit in a lesson, so the runs can start warm, as the paper starts
+from an ImageNet-pretrained backbone: `new_model(..., start_from=state_dict)` copies and freezes
+everything but the classification subnet of a trained detector and resets that subnet to the paper's
+initialisation, so each run retrains exactly the part the classification loss acts on.
+`anchor_logits` collects the trained detector's logit for every term of the classification loss,
+split by target, to see what each loss did to the scores.
+
 Taught in ``notebooks/10_ablation.ipynb``.
 """
 
