@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from retina_lessons.anchor_explorer import ALL, AnchorExplorer
+from retina_lessons.explorers.anchors import ALL, AnchorExplorer
 
 TARGET_MS = 250.0
 

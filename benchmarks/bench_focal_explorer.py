@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from retina_lessons.focal_explorer import FocalExplorer
+from retina_lessons.explorers.focal import FocalExplorer
 
 TARGET_MS = 100.0
 

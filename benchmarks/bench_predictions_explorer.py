@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from retina_lessons.predictions_explorer import PredictionsExplorer
-from retina_lessons.training import CLASSROOM_DETECTOR, heldout_shapes, load_classroom_detector
+from retina_lessons.explorers.predictions import PredictionsExplorer
+from retina_lessons.shipped import CLASSROOM_DETECTOR, heldout_shapes, load_classroom_detector
 
 TARGET_MS = 150.0
 

@@ -35,12 +35,12 @@ import torch
 from retina_lessons.config import get_config
 from retina_lessons.evaluation import coco_ap
 from retina_lessons.model import RetinaNet
+from retina_lessons.shipped import heldout_shapes
 from retina_lessons.torchvision_compat import to_torchvision
 from retina_lessons.training import (
     CLASSROOM_TRAINING,
     BatchSampler,
     classroom_dataset,
-    heldout_shapes,
     load_batch,
     make_optimizer,
     make_scheduler,

@@ -1,4 +1,4 @@
-"""Detection datasets on disk, the paper's one augmentation, and one real photo.
+"""Detection datasets on disk and the paper's one augmentation.
 
 RetinaNet is trained and evaluated on COCO (paper Section 5); Pascal VOC is the smaller
 classic. Both loaders here give torchvision-style samples: ``image`` float (3, H, W) in
@@ -14,8 +14,8 @@ Training uses horizontal flipping only (Section 5.1: "horizontal image flipping 
 only data augmentation"): :func:`hflip`, and ``hflip_prob`` on the datasets.
 
 Nothing is ever downloaded: :func:`download_instructions` says what to fetch and where
-to put it. :func:`load_grace_hopper` gives matplotlib's sample photo with the boxes of
-``data/grace_hopper_boxes.json``. Taught by ``notebooks/07_training.ipynb``.
+to put it. The files this repository ships (the held-out shapes, the photo's boxes) are read
+through :mod:`retina_lessons.shipped`. Taught by ``notebooks/07_training.ipynb``.
 """
 
 from __future__ import annotations
@@ -42,12 +42,9 @@ __all__ = [
     "default_data_root",
     "download_instructions",
     "hflip",
-    "load_grace_hopper",
     "read_image",
 ]
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "data"
-GRACE_HOPPER_BOXES = DATA_DIR / "grace_hopper_boxes.json"
 
 # The 20 Pascal VOC classes, in the devkit's order.
 VOC_CLASSES = (
@@ -402,35 +399,6 @@ class VocDetection(_DetectionDataset):
                 boxes.append(box)
                 labels.append(label_of[name])
         self._add(path, width, height, image_id, boxes, labels)
-
-
-# ----------------------------------------------------------------------------- the real photo
-
-
-def load_grace_hopper() -> tuple[Tensor, dict]:
-    """matplotlib's sample photo of Grace Hopper with this project's hand-made boxes.
-
-    Returns image float (3, 600, 512) in [0, 1] and a target with ``boxes`` float32
-    (M, 4) xyxy, ``labels`` int64 (M,) indexing ``class_names`` (the file's categories),
-    ``names`` (M strings), ``coco_category_ids`` int64 (M,) as torchvision's COCO
-    detectors number them (person 1, tie 32; -1 where COCO has no such category) and
-    ``class_names``.
-    """
-    from matplotlib.cbook import get_sample_data
-
-    spec = json.loads(GRACE_HOPPER_BOXES.read_text())
-    image = read_image(get_sample_data(spec["image"]["file_name"], asfileobj=False)).float() / 255
-    class_names = [c["name"] for c in spec["categories"]]
-    coco_ids = {c["name"]: -1 if c["coco_id"] is None else c["coco_id"] for c in spec["categories"]}
-    names = [a["category"] for a in spec["annotations"]]
-    target = {
-        "boxes": torch.tensor([a["bbox_xyxy"] for a in spec["annotations"]], dtype=torch.float32),
-        "labels": torch.tensor([class_names.index(n) for n in names], dtype=torch.int64),
-        "names": names,
-        "coco_category_ids": torch.tensor([coco_ids[n] for n in names], dtype=torch.int64),
-        "class_names": class_names,
-    }
-    return image, target
 
 
 # ----------------------------------------------------------------------------- getting the data

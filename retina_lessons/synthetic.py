@@ -47,7 +47,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from retina_lessons.datasets import collate
+from .datasets import collate
+from .shipped import HELDOUT_DIR
 
 __all__ = [
     "CLASS_NAMES",
@@ -86,7 +87,6 @@ SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 HELDOUT_SEED = 2017
 HELDOUT_SPLIT = "val"
 HELDOUT_NUM_IMAGES = 150
-HELDOUT_DIR = Path(__file__).resolve().parents[1] / "data" / "shapes_val"
 
 # Bump when the drawing changes, so that stale caches are not reused.
 GENERATOR_VERSION = 2

@@ -35,12 +35,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .config import RetinaNetConfig, get_config
+from .config import get_config
 from .datasets import hflip
-
-DATA_DIR = Path(__file__).resolve().parents[1] / "data"
-CLASSROOM_DETECTOR = DATA_DIR / "classroom_detector.pt"
-HELDOUT_DIR = DATA_DIR / "shapes_val"
+from .shipped import CLASSROOM_DETECTOR, heldout_shapes
 
 # The paper's optimisation (Section 4.1) and Detectron's warm-up.
 MOMENTUM = 0.9
@@ -422,13 +419,6 @@ def evaluate(model: nn.Module, dataset, batch_size: int = 50) -> dict[str, float
     return coco_ap(*predict(model, dataset, batch_size))
 
 
-def heldout_shapes():
-    """The committed held-out split, data/shapes_val (COCO format)."""
-    from .datasets import CocoDetection
-
-    return CocoDetection(HELDOUT_DIR, HELDOUT_DIR / "annotations.json")
-
-
 def classroom_dataset(num_images: int = CLASSROOM_TRAIN_IMAGES):
     """The synthetic training split the classroom detector is trained on (cached after the first call)."""
     from .synthetic import cached_shapes_dataset
@@ -442,20 +432,6 @@ def new_classroom_model(seed: int = CLASSROOM_TRAINING.seed) -> nn.Module:
 
     torch.manual_seed(seed)
     return RetinaNet(get_config("classroom"))
-
-
-def load_classroom_detector(path: str | Path = CLASSROOM_DETECTOR, config: RetinaNetConfig | None = None) -> nn.Module:
-    """The shipped classroom detector: the CLASSROOM preset with the weights of `path`, in eval mode."""
-    from .model import RetinaNet
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"path={str(path)!r}: no classroom detector there. Train one (about 3 minutes on 2 cores) with "
-            f"`python -m retina_lessons.training --out {path}`, or run notebooks/07_training.ipynb.")
-    model = RetinaNet(config or get_config("classroom"))
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return model.eval()
 
 
 def main(argv: list[str] | None = None) -> None:

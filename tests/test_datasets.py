@@ -16,9 +16,9 @@ from retina_lessons.datasets import (
     dataset_available,
     download_instructions,
     hflip,
-    load_grace_hopper,
 )
-from retina_lessons.synthetic import CLASS_NAMES, HELDOUT_DIR, heldout_dataset
+from retina_lessons.shipped import HELDOUT_DIR, load_grace_hopper
+from retina_lessons.synthetic import CLASS_NAMES, heldout_dataset
 
 # ----------------------------------------------------------------------------- COCO layout
 

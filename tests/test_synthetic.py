@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 from retina_lessons import synthetic
+from retina_lessons.shipped import HELDOUT_DIR
 from retina_lessons.synthetic import (
     CLASS_NAMES,
-    HELDOUT_DIR,
     SHAPE_NAMES,
     ShapesDataset,
     cached_shapes_dataset,

@@ -10,19 +10,17 @@ from retina_lessons import training
 from retina_lessons.config import get_config
 from retina_lessons.datasets import hflip
 from retina_lessons.model import RetinaNet
+from retina_lessons.shipped import CLASSROOM_DETECTOR, heldout_shapes, load_classroom_detector
 from retina_lessons.synthetic import ShapesDataset
 from retina_lessons.training import (
-    CLASSROOM_DETECTOR,
     CLASSROOM_TRAINING,
     BatchSampler,
     History,
     NonFiniteLossError,
     TrainConfig,
     fit,
-    heldout_shapes,
     load_batch,
     load_checkpoint,
-    load_classroom_detector,
     lr_factor,
 )
 

@@ -47,12 +47,12 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import batched_nms
 
-from .box_coding import decode_boxes
-from .boxes import clip_boxes_to_image
-from .evaluation import UNMATCHED
-from .focal_explorer import png_bytes
-from .postprocess import detections_from_outputs, top_candidates
-from .transform import postprocess_boxes
+from ..box_coding import decode_boxes
+from ..boxes import clip_boxes_to_image
+from ..evaluation import UNMATCHED
+from ..postprocess import detections_from_outputs, top_candidates
+from ..transform import postprocess_boxes
+from .focal import png_bytes
 
 MATCH_IOU = 0.5  # COCO's AP50 criterion (and the paper's NMS threshold, a different use of 0.5)
 # Why a false positive is wrong, in the order they are tested (Hoiem et al.'s error types):
@@ -109,7 +109,7 @@ def cache_outputs(model: nn.Module, images: Sequence[Tensor], batch_size: int = 
     Each image is run in the padded frame it would have alone (images sharing that frame are
     batched), so its outputs equal those of ``model.detect([image])``.
     """
-    from .validation import check_images
+    from ..validation import check_images
 
     images = check_images(list(images), "images")
     if batch_size < 1:

@@ -6,8 +6,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from retina_lessons import student_edition
-from retina_lessons.student_edition import (
+from retina_lessons.exercises import student_edition
+from retina_lessons.exercises.student_edition import (
     find_exercises,
     make_student_edition,
     read_notebook,
@@ -19,7 +19,7 @@ from retina_lessons.student_edition import (
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
-SETUP = "import torch\n\nfrom retina_lessons import checks"
+SETUP = "import torch\n\nfrom retina_lessons.exercises import checks"
 
 BOX_IOU_EXERCISE = '''\
 def my_box_iou(boxes1, boxes2):

@@ -31,7 +31,7 @@ Checkers and the function each one expects (shapes as in the package glossary):
 - ``check_modulating_factor(fn)``: ``fn(logits, targets, gamma) -> (1 - p_t) ** gamma``
 
 The exercise convention (cell tags, solution markers) is described in
-``retina_lessons/student_edition.py``; the lessons that use each checker are
+``retina_lessons/exercises/student_edition.py``; the lessons that use each checker are
 listed in TEACHING.md.
 """
 

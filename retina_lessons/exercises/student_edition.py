@@ -1,6 +1,6 @@
 """The student edition of the lessons: every exercise's solution replaced by a stub.
 
-    uv run python -m retina_lessons.student_edition student/ [--notebooks notebooks/]
+    uv run python -m retina_lessons.exercises.student_edition student/ [--notebooks notebooks/]
 
 writes a copy of every notebook into ``student/`` (git-ignored) in which each solution
 block becomes ``# Your code here`` plus ``raise NotImplementedError(...)``. Everything
@@ -27,7 +27,7 @@ Lesson authors write exercises in the notebooks' "Exercises" section as follows.
    at the same indentation; the signature and the lines above the block stay. A cell may hold
    several blocks (each is replaced); blocks do not nest.
 2. **Check cell**: the next code cell, tagged ``check``, calls one or more checkers
-   of :mod:`retina_lessons.checks` on the function and ends with the call, so the
+   of :mod:`retina_lessons.exercises.checks` on the function and ends with the call, so the
    cell shows True or False::
 
        checks.check_box_iou(my_box_iou)
@@ -35,23 +35,23 @@ Lesson authors write exercises in the notebooks' "Exercises" section as follows.
    Markdown cells may sit between the two (e.g. "Run the next cell to check").
 3. **Self-contained**: an exercise and its check use only their own code plus the
    imports of the notebook's cells tagged ``exercise-setup`` (typically
-   ``import torch`` and ``from retina_lessons import checks``), or import inside
+   ``import torch`` and ``from retina_lessons.exercises import checks``), or import inside
    themselves. No other cell of the notebook calls the exercise function, so the
    student edition runs top to bottom: the stub only raises when its check runs,
    and the checker turns that into "not implemented yet" and False.
 4. These cells are plain Python (no ``%`` or ``!`` lines), so the tests can run the
    setup cells, then each exercise with its check, in a fresh namespace without a
-   kernel (:func:`run_exercises`). ``tests/test_exercises.py`` does this for every
+   kernel (:func:`run_exercises`). ``tests/exercises/test_exercises.py`` does this for every
    lesson: the teacher's solutions must pass every check, and the student edition
    must report "not implemented yet".
 5. A question that no checker covers (a count, a ratio read off the lesson's own
    results) may still use a solution block in an untagged cell, checked by the
    lesson's own code. The block must sit inside a function, so that the student
-   edition's cell only defines a stub; tests/test_exercises.py checks that, but does
+   edition's cell only defines a stub; tests/exercises/test_exercises.py checks that, but does
    not run such cells.
 
 No data files are copied: the notebooks import ``retina_lessons`` and find their data
-through the package (the repository's ``data/`` via ``retina_lessons.datasets.DATA_DIR``,
+through the package (the repository's ``data/`` via ``retina_lessons.shipped.DATA_DIR``,
 the photo from matplotlib's sample data), never by paths relative to the notebook. So
 the student edition runs from any folder with the repository's package installed, as
 ``uv run`` and ``environment.yml`` (``pip install -e .``) install it.
@@ -80,7 +80,7 @@ BEGIN_SOLUTION = "# BEGIN SOLUTION"
 END_SOLUTION = "# END SOLUTION"
 STUB_COMMENT = "# Your code here"
 
-DEFAULT_NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+DEFAULT_NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION[ \t]*$")
 _END = re.compile(r"^[ \t]*# END SOLUTION[ \t]*$")
@@ -230,7 +230,7 @@ def find_exercises(nb, where: str = "notebook") -> list[Exercise]:
     without an exercise before it or without a checker call, an unknown checker, or an
     exercise function used by another code cell.
     """
-    from retina_lessons.checks import ALL_CHECKS
+    from retina_lessons.exercises.checks import ALL_CHECKS
 
     known = {f"check_{name}" for name in ALL_CHECKS}
     code = [(i, cell) for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
@@ -315,7 +315,7 @@ def run_exercises(nb, where: str = "notebook") -> list[ExerciseResult]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m retina_lessons.student_edition",
+        prog="python -m retina_lessons.exercises.student_edition",
         description="Write the student edition of the lessons: solutions replaced by stubs.",
     )
     parser.add_argument("out_dir", help="folder to write into (e.g. student/); created if needed")

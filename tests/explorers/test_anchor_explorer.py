@@ -1,4 +1,4 @@
-"""Tests for retina_lessons.anchor_explorer: states, counts, colours, drawing and the controls."""
+"""Tests for retina_lessons.explorers.anchors: states, counts, colours, drawing and the controls."""
 
 import matplotlib
 import numpy as np
@@ -7,7 +7,10 @@ import torch
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from retina_lessons.anchor_explorer import (
+from retina_lessons.anchors import AnchorGenerator, feature_sizes
+from retina_lessons.boxes import box_iou
+from retina_lessons.config import BG_IOU, FG_IOU
+from retina_lessons.explorers.anchors import (
     ALL,
     SHAPES_CONFIG,
     STATE_COLOURS,
@@ -21,9 +24,6 @@ from retina_lessons.anchor_explorer import (
     state_colours,
     states_from_iou,
 )
-from retina_lessons.anchors import AnchorGenerator, feature_sizes
-from retina_lessons.boxes import box_iou
-from retina_lessons.config import BG_IOU, FG_IOU
 from retina_lessons.matching import BACKGROUND, IGNORE, match_anchors
 
 matplotlib.use("Agg")

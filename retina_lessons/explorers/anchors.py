@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .anchors import FIRST_LEVEL, AnchorGenerator, feature_sizes
-from .boxes import box_iou, resize_boxes
-from .config import BG_IOU, CLASSROOM, FG_IOU, TORCHVISION_V1, RetinaNetConfig
-from .matching import BACKGROUND, IGNORE
+from ..anchors import FIRST_LEVEL, AnchorGenerator, feature_sizes
+from ..boxes import box_iou, resize_boxes
+from ..config import BG_IOU, CLASSROOM, FG_IOU, TORCHVISION_V1, RetinaNetConfig
+from ..matching import BACKGROUND, IGNORE
 
 STATES = ("positive", "ignored", "negative")
 # Okabe-Ito colours, told apart also by readers with a red-green colour deficiency.
@@ -339,7 +339,7 @@ def explorer_image(name: str, image: Tensor, gt_boxes: Tensor, config: RetinaNet
 
 def photo_example(config: RetinaNetConfig = TORCHVISION_V1) -> ExplorerImage:
     """grace_hopper.jpg with its hand-made boxes, resized as torchvision does (937 x 800)."""
-    from .datasets import load_grace_hopper
+    from ..shipped import load_grace_hopper
 
     image, target = load_grace_hopper()
     return explorer_image("grace_hopper.jpg (800 px, torchvision anchors)", image, target["boxes"],
@@ -354,7 +354,7 @@ SHAPES_CONFIG = CLASSROOM.replace(anchor_ratios=(0.5, 1.0, 2.0))
 def shapes_examples(num_images: int = 6, config: RetinaNetConfig = SHAPES_CONFIG,
                     seed: int = 0) -> list[ExplorerImage]:
     """Generated shapes images (128 px) with the classroom anchors (16 to 406 px)."""
-    from .synthetic import ShapesDataset
+    from ..synthetic import ShapesDataset
 
     dataset = ShapesDataset(num_images, image_size=config.min_size, seed=seed, split="val")
     examples = []

@@ -35,8 +35,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from .config import FOCAL_ALPHA, FOCAL_GAMMA, PRIOR_PROB
-from .focal_loss import NO_ALPHA, log_one_minus_p_t, sigmoid_focal_loss
+from ..config import FOCAL_ALPHA, FOCAL_GAMMA, PRIOR_PROB
+from ..focal_loss import NO_ALPHA, log_one_minus_p_t, sigmoid_focal_loss
 
 GROUPS = ("easy negatives", "hard negatives", "positives")
 # An example counts as easy (well classified) from p_t = 0.9 on: a negative scored p <= 0.1.

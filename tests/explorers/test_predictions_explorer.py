@@ -1,4 +1,4 @@
-"""Tests for retina_lessons.predictions_explorer: caching, postprocessing, matching, drawing, controls."""
+"""Tests for retina_lessons.explorers.predictions: caching, postprocessing, matching, drawing, controls."""
 
 import math
 
@@ -11,8 +11,7 @@ from matplotlib.figure import Figure
 
 from retina_lessons.config import get_config
 from retina_lessons.evaluation import UNMATCHED, match_detections
-from retina_lessons.model import RetinaNet
-from retina_lessons.predictions_explorer import (
+from retina_lessons.explorers.predictions import (
     DUPLICATE,
     FP_COLOUR,
     FP_REASONS,
@@ -34,7 +33,8 @@ from retina_lessons.predictions_explorer import (
     prediction_labels,
     suppress,
 )
-from retina_lessons.training import heldout_shapes
+from retina_lessons.model import RetinaNet
+from retina_lessons.shipped import heldout_shapes
 
 matplotlib.use("Agg")
 

@@ -2,7 +2,7 @@
 student edition every check says "not implemented yet" instead of raising.
 
 Only the cells of the exercise convention run (``exercise-setup``, ``exercise``, ``check``;
-see retina_lessons/student_edition.py), in-process and without a kernel, so this is quick;
+see retina_lessons/exercises/student_edition.py), in-process and without a kernel, so this is quick;
 the whole notebooks run under nbmake. While no lesson has exercises yet, the same tests run
 on a small example lesson built here, so the convention and its tooling stay tested.
 """
@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from retina_lessons.student_edition import (
+from retina_lessons.exercises.student_edition import (
     CHECK_TAG,
     EXERCISE_TAG,
     SETUP_TAG,
@@ -25,7 +25,7 @@ from retina_lessons.student_edition import (
     student_notebook,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = notebook_paths(NOTEBOOK_DIR) if NOTEBOOK_DIR.is_dir() else []
 EXERCISE_TAGS = {EXERCISE_TAG, CHECK_TAG, SETUP_TAG}
@@ -61,7 +61,7 @@ def example_lesson():
     nb.cells = [
         new_markdown_cell("## Learning goals\n\n- flatten a head's output per anchor"),
         new_markdown_cell("## Summary\n\nOne row per anchor.\n\n## Exercises"),
-        new_code_cell("from retina_lessons import checks", metadata={"tags": [SETUP_TAG]}),
+        new_code_cell("from retina_lessons.exercises import checks", metadata={"tags": [SETUP_TAG]}),
         new_code_cell(EXAMPLE_EXERCISE, metadata={"tags": [EXERCISE_TAG]}),
         new_code_cell(
             "import torch\n\nchecks.check_head_reshape(my_head_reshape)",

@@ -16,7 +16,7 @@ import torchvision
 from torchvision.models.detection._utils import BoxCoder
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 
-from retina_lessons import checks
+from retina_lessons.exercises import checks
 
 CLIP = math.log(1000.0 / 16)
 

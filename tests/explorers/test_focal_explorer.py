@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from retina_lessons.config import PRIOR_PROB
-from retina_lessons.focal_explorer import (
+from retina_lessons.explorers.focal import (
     EASY_P_T,
     FIGURE4_GAMMAS,
     GROUPS,
