@@ -26,8 +26,6 @@ Taught in ``notebooks/06_focal_loss.ipynb``.
 from __future__ import annotations
 
 import math
-import struct
-import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -37,6 +35,7 @@ from torch import Tensor
 
 from ..config import FOCAL_ALPHA, FOCAL_GAMMA, PRIOR_PROB
 from ..focal_loss import NO_ALPHA, log_one_minus_p_t, sigmoid_focal_loss
+from .canvas import Canvas, encode_image, html_table
 
 GROUPS = ("easy negatives", "hard negatives", "positives")
 # An example counts as easy (well classified) from p_t = 0.9 on: a negative scored p <= 0.1.
@@ -333,8 +332,6 @@ class FocalExplorer:
         figsize=(13.0, 4.3),
         dpi: int = 80,
     ) -> None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
         if logits is None and targets is None:
             logits, targets = realistic_anchor_logits()
         _check_anchors(logits, targets)
@@ -356,10 +353,9 @@ class FocalExplorer:
         self._ce_curve = -np.log(self.p_t)
 
         # A figure of its own, outside pyplot: a notebook shows it only when asked to.
-        self.fig = Figure(figsize=figsize, dpi=dpi)
-        FigureCanvasAgg(self.fig)
+        self.canvas = Canvas(figsize, dpi)
+        self.fig = self.canvas.fig
         self._build(title, numbers_in_figure)
-        self._background = None
         self._png: bytes | None = None
         self.gamma, self.alpha = gamma, alpha
         self.update(gamma, alpha)
@@ -573,14 +569,9 @@ class FocalExplorer:
     def render(self) -> bytes:
         """The current picture as PNG bytes: the saved static background, the moving artists on top."""
         if self._png is None:
-            canvas = self.fig.canvas
-            if self._background is None:
-                canvas.draw()  # animated artists are left out of a full draw
-                self._background = canvas.copy_from_bbox(self.fig.bbox)
-            canvas.restore_region(self._background)
-            for artist in self._animated:
-                self.fig.draw_artist(artist)
-            self._png = png_bytes(np.asarray(canvas.buffer_rgba())[..., :3])  # (H, W, 3) uint8
+            if not self.canvas.has():
+                self.canvas.save()  # animated artists are left out of a full draw
+            self._png = encode_image(self.canvas.pixels(None, self._animated))  # (H, W, 3) uint8 -> PNG
         return self._png
 
     def _repr_png_(self) -> bytes:
@@ -591,20 +582,13 @@ class FocalExplorer:
         numbers = self.numbers(self.gamma, self.alpha)
         at_easy = (1 - self.easy_p_t) ** self.gamma
         less = f", {1 / at_easy:,.0f}× less than CE" if at_easy < 1 else ", the same as CE"
-        head = "".join(f"<th>{name}<br>({self.counts[name]:,})</th>" for name in GROUPS)
-        rows = []
-        for loss in LOSSES:
-            cells = "".join(
-                f"<td>{100 * numbers[loss]['shares'][name]:.1f}% ({numbers[loss]['sums'][name]:,.2f})</td>"
-                for name in GROUPS
-            )
-            rows.append(f"<tr><th>{loss}</th>{cells}<td>{numbers[loss]['total']:,.2f}</td></tr>")
+        header = ["share of the loss (summed loss)", *(f"{name}<br>({self.counts[name]:,})" for name in GROUPS),
+                  "summed loss"]
+        rows = [[loss, *(f"{100 * numbers[loss]['shares'][name]:.1f}% ({numbers[loss]['sums'][name]:,.2f})"
+                         for name in GROUPS), f"{numbers[loss]['total']:,.2f}"] for loss in LOSSES]
         return (
             f"<b>γ = {self.gamma:.2f}, α = {self.alpha:.2f}</b>: at p_t = {self.easy_p_t:g} the "
-            f"modulating factor is {at_easy:.3g}{less}.<br>"
-            "<table style='border-collapse: collapse; text-align: right'>"
-            "<tr><th>share of the loss (summed loss)</th>"
-            f"{head}<th>summed loss</th></tr>{''.join(rows)}</table>"
+            f"modulating factor is {at_easy:.3g}{less}.<br>" + html_table(header, rows)
         )
 
     def widget(self):
@@ -634,28 +618,6 @@ class FocalExplorer:
 
 def _percent(value: float) -> str:
     return f"{value:.0f}%" if value >= 9.5 or value == 0 else f"{value:.1f}%"
-
-
-def png_bytes(pixels: np.ndarray) -> bytes:
-    """Encode (H, W, 3) uint8 pixels as PNG: unfiltered rows, zlib level 1.
-
-    Several times faster than Pillow's PNG writer (which tries a filter per row) on a plot's
-    flat colours, at about the same size; an explorer update spends most of its time here.
-    """
-    height, width, _ = pixels.shape
-    rows = np.zeros((height, 1 + 3 * width), dtype=np.uint8)  # a 0 byte (filter "none") per row
-    rows[:, 1:] = pixels.reshape(height, 3 * width)
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows.tobytes(), 1))
-        + chunk(b"IEND", b"")
-    )
 
 
 def _check_gamma_alpha(gamma: float, alpha: float) -> None:

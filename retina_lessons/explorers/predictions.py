@@ -52,7 +52,7 @@ from ..boxes import clip_boxes_to_image
 from ..evaluation import UNMATCHED
 from ..postprocess import detections_from_outputs, top_candidates
 from ..transform import postprocess_boxes
-from .focal import png_bytes
+from .canvas import png_bytes
 
 MATCH_IOU = 0.5  # COCO's AP50 criterion (and the paper's NMS threshold, a different use of 0.5)
 # Why a false positive is wrong, in the order they are tested (Hoiem et al.'s error types):

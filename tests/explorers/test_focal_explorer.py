@@ -24,7 +24,6 @@ from retina_lessons.explorers.focal import (
     loss_curves,
     loss_shares,
     p_t_of,
-    png_bytes,
     realistic_anchor_logits,
 )
 from retina_lessons.focal_loss import sigmoid_focal_loss
@@ -317,12 +316,6 @@ def test_explorer_rejects_bad_sliders(explorer):
         explorer.update(-0.5, 0.25)
     with pytest.raises(ValueError, match="alpha"):
         explorer.update(2.0, 2.0)
-
-
-def test_png_bytes_round_trip():
-    pixels = np.random.default_rng(0).integers(0, 256, size=(7, 5, 3), dtype=np.uint8)
-    decoded = np.asarray(Image.open(io.BytesIO(png_bytes(pixels))))
-    np.testing.assert_array_equal(decoded, pixels)
 
 
 def test_draw_explorer_is_a_full_static_figure(tmp_path):
