@@ -7,7 +7,16 @@ from torchvision.ops import box_iou as tv_box_iou
 
 from retina_lessons.anchors import AnchorGenerator
 from retina_lessons.boxes import box_iou
-from retina_lessons.matching import BACKGROUND, IGNORE, match_anchors, pad_ground_truth
+from retina_lessons.matching import (
+    BACKGROUND,
+    IGNORE,
+    NO_BOX_IOU,
+    anchor_overlaps,
+    assign_by_iou,
+    match_anchors,
+    overlaps_from_iou,
+    pad_ground_truth,
+)
 
 
 def random_boxes(num, size=200, generator=None):
@@ -68,3 +77,48 @@ def test_a_box_that_overlaps_no_anchor_gets_no_low_quality_match():
     assert match_anchors(anchors, gt).tolist() == [0, BACKGROUND]
     # torchvision's Matcher would promote every anchor "tied" at IoU 0 with the second box
     assert Matcher(0.5, 0.4, True)(tv_box_iou(gt, anchors)).tolist() == [0, 0]
+
+
+def test_iou_exactly_at_each_threshold():
+    # IoU exactly 0.5 is foreground (>=), exactly 0.4 is ignored (>= BG_IOU), just below 0.4 background.
+    anchors = torch.tensor([[0.0, 0, 10, 20], [0, 0, 10, 25], [0, 0, 10, 25.5]])
+    gt = torch.tensor([[0.0, 0, 10, 10]])  # IoUs 100/200, 100/250, 100/255
+    iou = box_iou(gt, anchors)[0]
+    assert iou[0] == torch.tensor(0.5) and iou[1] == torch.tensor(0.4) and iou[2] < 0.4
+    assert match_anchors(anchors, gt, allow_low_quality_matches=False).tolist() == [0, IGNORE, BACKGROUND]
+    assert match_anchors(anchors, gt, fg_iou=0.4, bg_iou=0.4, allow_low_quality_matches=False).tolist() == [
+        0, 0, BACKGROUND]
+
+
+def test_ties_take_the_first_box_and_every_tied_best_anchor():
+    anchors = torch.tensor([[0.0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10]])
+    # Box 0 and box 1 overlap anchor 0 equally (IoU 0.5); box 2 overlaps anchors 1 and 2 equally (IoU 1/3).
+    gt = torch.tensor([[0.0, 0, 10, 20], [0, -10, 10, 10], [25, 0, 45, 10]])
+    assert match_anchors(anchors, gt).tolist() == [0, 2, 2]
+    assert match_anchors(anchors, gt, allow_low_quality_matches=False).tolist() == [0, BACKGROUND, BACKGROUND]
+
+
+def test_match_anchors_is_overlaps_then_thresholds():
+    generator = torch.Generator().manual_seed(3)
+    anchors = AnchorGenerator((16, 32, 64, 128, 256))((128, 96))
+    boxes, labels, valid = pad_ground_truth([random_boxes(5, 96, generator), random_boxes(2, 96, generator),
+                                             torch.zeros(0, 4)], [torch.zeros(5, dtype=torch.int64),
+                                             torch.zeros(2, dtype=torch.int64), torch.zeros(0, dtype=torch.int64)])
+    overlaps = anchor_overlaps(anchors, boxes, valid)
+    assert overlaps.best_iou.shape == overlaps.best_gt_idx.shape == overlaps.is_best_anchor.shape == (3, len(anchors))
+    assert (overlaps.best_iou[2] == NO_BOX_IOU).all() and not overlaps.is_best_anchor[2].any()
+    for fg, bg, low in [(0.5, 0.4, True), (0.6, 0.3, False), (0.5, 0.5, True), (1.0, 0.0, False)]:
+        assert torch.equal(assign_by_iou(overlaps, fg, bg, low),
+                           match_anchors(anchors, boxes, valid, fg_iou=fg, bg_iou=bg, allow_low_quality_matches=low))
+    one = overlaps_from_iou(box_iou(boxes[1, :2], anchors))  # one image, (M, N)
+    assert torch.equal(assign_by_iou(one), match_anchors(anchors, boxes[1, :2]))
+
+
+@pytest.mark.parametrize("fg_iou, bg_iou, words", [
+    (0.4, 0.5, "bg_iou=0.5 > fg_iou=0.4"), (1.5, 0.4, "fg_iou=1.5: expected a number in [0, 1]"),
+    (0.5, -0.1, "bg_iou=-0.1"), (float("nan"), 0.4, "fg_iou=nan"), (True, 0.4, "fg_iou=True"),
+])
+def test_bad_thresholds_are_named(fg_iou, bg_iou, words):
+    anchors = torch.tensor([[0.0, 0, 10, 10]])
+    with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("]", r"\]")):
+        match_anchors(anchors, anchors, fg_iou=fg_iou, bg_iou=bg_iou)

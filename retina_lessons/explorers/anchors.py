@@ -23,7 +23,6 @@ Taught in ``notebooks/05_matching_and_box_coding.ipynb`` (and used in ``04_ancho
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,96 +32,71 @@ import torch
 from torch import Tensor
 
 from ..anchors import FIRST_LEVEL, AnchorGenerator, feature_sizes
-from ..boxes import box_iou, resize_boxes
+from ..boxes import resize_boxes
 from ..config import BG_IOU, CLASSROOM, FG_IOU, TORCHVISION_V1, RetinaNetConfig
-from ..matching import BACKGROUND, IGNORE
+from ..matching import (
+    BACKGROUND,
+    IGNORE,
+    Overlaps,
+    anchor_overlaps,
+    assign_by_iou,
+    check_thresholds,
+)
+from .canvas import (
+    IMAGE_FORMATS,
+    Canvas,
+    add_legend,
+    box_outlines,
+    check_choice,
+    coloured,
+    encode_image,
+    error_html,
+    html_table,
+    one_thread,
+    outline_effect,
+    stack_labels,
+)
 
 STATES = ("positive", "ignored", "negative")
+POSITIVE, IGNORED, NEGATIVE = range(len(STATES))  # state codes: indices into STATES
 # Okabe-Ito colours, told apart also by readers with a red-green colour deficiency.
 STATE_COLOURS = {"positive": "#009E73", "ignored": "#E69F00", "negative": "#56B4E9"}
 GT_COLOUR = "#FFFFFF"
 LOCATION_COLOUR = "#CC79A7"
 ALL = "all"
 CONVENTIONS = ("torchvision", "centered")
-IMAGE_FORMATS = ("png", "jpeg")
 DEFAULT_LEVEL = 5  # P5, a middle level: the photo has positive and ignored anchors there
 
 
 # ----------------------------------------------------------------------------- computing
 
 
-def _check_thresholds(fg_iou: float, bg_iou: float) -> None:
-    for name, value in (("fg_iou", fg_iou), ("bg_iou", bg_iou)):
-        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name}={value!r}: expected a number in [0, 1]")
-    if bg_iou > fg_iou:
-        raise ValueError(f"bg_iou={bg_iou} > fg_iou={fg_iou}: expected bg_iou <= fg_iou")
-
-
-def states_from_iou(iou: Tensor, fg_iou: float = FG_IOU, bg_iou: float = BG_IOU,
-                    allow_low_quality_matches: bool = True) -> Tensor:
-    """`match_anchors` for one image from a precomputed (M, N) IoU matrix: (N,) matched_gt_idx.
-
-    Each entry is a ground-truth index in [0, M), ``BACKGROUND`` or ``IGNORE``.
-    """
-    _check_thresholds(fg_iou, bg_iou)
-    if iou.dim() != 2:
-        raise ValueError(f"iou has shape {tuple(iou.shape)}: expected (M, N)")
-    num_boxes, num_anchors = iou.shape
-    if num_boxes == 0:  # no ground truth: every anchor is background
-        return torch.full((num_anchors,), BACKGROUND, dtype=torch.int64, device=iou.device)
-    best_iou, matched = iou.max(dim=0)  # (N,)
-    best_match = matched.clone()
-    matched[best_iou < bg_iou] = BACKGROUND
-    matched[(best_iou >= bg_iou) & (best_iou < fg_iou)] = IGNORE
-    if allow_low_quality_matches:
-        promote = (iou == iou.max(dim=1, keepdim=True).values).any(dim=0)  # (N,)
-        matched[promote] = best_match[promote]
-    return matched
-
-
-def count_states(matched_gt_idx: Tensor, best_iou: Tensor | None = None,
-                 fg_iou: float = FG_IOU) -> dict[str, int]:
-    """Number of positive, ignored and negative anchors (and positives below `fg_iou`)."""
+def count_states(matched_gt_idx: Tensor, best_iou: Tensor, fg_iou: float = FG_IOU) -> dict[str, int]:
+    """Number of positive, ignored and negative anchors, and of positives below `fg_iou` (low-quality)."""
     positive = matched_gt_idx >= 0
-    counts = {
+    return {
         "positive": int(positive.sum()),
         "ignored": int((matched_gt_idx == IGNORE).sum()),
         "negative": int((matched_gt_idx == BACKGROUND).sum()),
+        "low_quality": int((positive & (best_iou < fg_iou)).sum()),
     }
-    if best_iou is not None:
-        counts["low_quality"] = int((positive & (best_iou < fg_iou)).sum())
-    return counts
-
-
-def _states_numpy(best_iou: np.ndarray, best_match: np.ndarray, is_best_for_a_box: np.ndarray,
-                  fg_iou: float, bg_iou: float, allow_low_quality_matches: bool) -> np.ndarray:
-    """`states_from_iou` from its threshold-free parts, in NumPy: (N,) matched_gt_idx in microseconds."""
-    matched = np.where(best_iou >= fg_iou, best_match, np.where(best_iou >= bg_iou, IGNORE, BACKGROUND))
-    if allow_low_quality_matches:
-        matched = np.where(is_best_for_a_box, best_match, matched)
-    return matched
-
-
-def _count_numpy(matched: np.ndarray, best_iou: np.ndarray, fg_iou: float) -> dict[str, int]:
-    positive = matched >= 0
-    return {"positive": int(np.count_nonzero(positive)),
-            "ignored": int(np.count_nonzero(matched == IGNORE)),
-            "negative": int(np.count_nonzero(matched == BACKGROUND)),
-            "low_quality": int(np.count_nonzero(positive & (best_iou < fg_iou)))}
 
 
 def anchor_states(anchors_xyxy: Tensor, gt_boxes: Tensor, fg_iou: float = FG_IOU,
                   bg_iou: float = BG_IOU, allow_low_quality_matches: bool = True,
-                  iou: Tensor | None = None) -> tuple[Tensor, dict[str, int]]:
+                  overlaps: Overlaps | None = None) -> tuple[Tensor, dict[str, int]]:
     """Assign anchors to ground truth as training does, and count each state.
+
+    The assignment is :func:`retina_lessons.matching.match_anchors`'s, computed by the same two
+    steps (:func:`~retina_lessons.matching.anchor_overlaps`, then
+    :func:`~retina_lessons.matching.assign_by_iou`).
 
     Args:
         anchors_xyxy: (N, 4) anchors.
         gt_boxes: (M, 4) ground truth of one image; M = 0 is allowed (all negative).
         fg_iou, bg_iou: the thresholds, 0 <= bg_iou <= fg_iou <= 1.
         allow_low_quality_matches: give each ground-truth box its best anchor(s) even below fg_iou.
-        iou: the (M, N) IoUs, if already computed.
+        overlaps: the anchors' :class:`~retina_lessons.matching.Overlaps` with `gt_boxes`, if already computed.
     Returns:
         matched_gt_idx: (N,) as `match_anchors`: a box index, BACKGROUND or IGNORE.
         counts: {"positive", "ignored", "negative", "low_quality"} -> number of anchors.
@@ -131,31 +105,28 @@ def anchor_states(anchors_xyxy: Tensor, gt_boxes: Tensor, fg_iou: float = FG_IOU
         raise ValueError(f"anchors_xyxy has shape {tuple(anchors_xyxy.shape)}: expected (N, 4)")
     if gt_boxes.dim() != 2 or gt_boxes.shape[-1] != 4:
         raise ValueError(f"gt_boxes has shape {tuple(gt_boxes.shape)}: expected (M, 4)")
-    if iou is None:
-        iou = box_iou(gt_boxes.to(anchors_xyxy.dtype), anchors_xyxy)  # (M, N)
-    elif iou.shape != (gt_boxes.shape[0], anchors_xyxy.shape[0]):
-        raise ValueError(f"iou has shape {tuple(iou.shape)}: expected "
-                         f"({gt_boxes.shape[0]}, {anchors_xyxy.shape[0]})")
-    matched = states_from_iou(iou, fg_iou, bg_iou, allow_low_quality_matches)
-    best_iou = iou.max(dim=0).values if iou.shape[0] else iou.new_zeros(iou.shape[1])
-    return matched, count_states(matched, best_iou, fg_iou)
+    check_thresholds(fg_iou, bg_iou)
+    if overlaps is None:
+        overlaps = anchor_overlaps(anchors_xyxy, gt_boxes.to(anchors_xyxy.dtype))
+    elif overlaps.best_iou.shape != (anchors_xyxy.shape[0],):
+        raise ValueError(f"overlaps are for {tuple(overlaps.best_iou.shape)} anchors: expected "
+                         f"({anchors_xyxy.shape[0]},)")
+    matched = assign_by_iou(overlaps, fg_iou, bg_iou, allow_low_quality_matches)
+    return matched, count_states(matched, overlaps.best_iou, fg_iou)
+
+
+def state_codes(matched_gt_idx: Tensor | np.ndarray) -> np.ndarray:
+    """(N,) matched_gt_idx -> (N,) index into STATES: 0 positive, 1 ignored, 2 negative."""
+    matched = np.asarray(matched_gt_idx)
+    return np.where(matched >= 0, POSITIVE, np.where(matched == IGNORE, IGNORED, NEGATIVE))
 
 
 def state_colours(matched_gt_idx: Tensor | np.ndarray) -> np.ndarray:
     """(N,) matched_gt_idx -> (N, 4) RGBA colours from `STATE_COLOURS`."""
     from matplotlib.colors import to_rgba
 
-    matched = np.asarray(matched_gt_idx)
     table = np.array([to_rgba(STATE_COLOURS[s]) for s in STATES])  # (3, 4)
-    index = np.where(matched >= 0, 0, np.where(matched == IGNORE, 1, 2))
-    return table[index]
-
-
-def box_outlines(boxes_xyxy: np.ndarray) -> np.ndarray:
-    """(N, 4) xyxy boxes -> (N, 5, 2) closed outlines for a LineCollection."""
-    x1, y1, x2, y2 = (np.asarray(boxes_xyxy, dtype=float).reshape(-1, 4)[:, i] for i in range(4))
-    return np.stack([np.stack(p, axis=1) for p in ((x1, y1), (x2, y1), (x2, y2), (x1, y2), (x1, y1))],
-                    axis=1)
+    return table[state_codes(matched_gt_idx)]
 
 
 # ----------------------------------------------------------------------------- drawing
@@ -194,7 +165,7 @@ class AnchorArtists:
         """Draw these anchors (outlines, coloured by state) and these anchor centres.
 
         anchors_xyxy (n, 4), matched_gt_idx (n,), low_quality (n,) bool; centres (L, 2) with
-        centre_states (L,) in {0: positive, 1: ignored, 2: negative}; location: a marked centre;
+        centre_states (L,) state codes (POSITIVE, IGNORED, NEGATIVE); location: a marked centre;
         spacing: distance between neighbouring centres in data units (sizes the markers).
         """
         if spacing is not None:  # markers no wider than about half the gap between centres
@@ -225,31 +196,29 @@ def _legend(fig_or_ax, **kwargs) -> None:
     handles.append(Line2D([], [], color=STATE_COLOURS["positive"], lw=2, ls="--",
                           label="positive (low-quality match)"))
     handles.append(Line2D([], [], color=GT_COLOUR, lw=2, label="ground truth",
-                          path_effects=_outline_effect()))
-    options = {"loc": "lower center", "fontsize": 8, "ncols": 3, "framealpha": 1.0,
-               "facecolor": "#E8E8E8"}
-    fig_or_ax.legend(handles=handles, **{**options, **kwargs})
-
-
-def _outline_effect():
-    from matplotlib import patheffects
-
-    return [patheffects.Stroke(linewidth=4, foreground="black"), patheffects.Normal()]
+                          path_effects=outline_effect()))
+    add_legend(fig_or_ax, handles, **{"ncols": 3, **kwargs})
 
 
 def draw_ground_truth(ax, gt_boxes: Tensor | np.ndarray, names: Sequence[str] | None = None):
-    """Ground-truth boxes as white outlines with a black rim (visible on any background)."""
+    """Ground-truth boxes as white outlines with a black rim (visible on any background).
+
+    Returns the outlines (a LineCollection) and the name labels (one Text per box, none without
+    `names`); once the axes' limits are final, :func:`~retina_lessons.explorers.canvas.stack_labels`
+    moves the labels apart.
+    """
     from matplotlib.collections import LineCollection
 
     boxes = np.asarray(gt_boxes, dtype=float).reshape(-1, 4)
+    if names and len(names) != len(boxes):
+        raise ValueError(f"names: expected one per box ({len(boxes)}) or none, got {len(names)}")
     collection = LineCollection(list(box_outlines(boxes)), colors=GT_COLOUR, linewidths=2.0, zorder=2)
-    collection.set_path_effects(_outline_effect())
+    collection.set_path_effects(outline_effect())
     ax.add_collection(collection)
-    for i, box in enumerate(boxes):
-        if names is not None:
-            ax.text(box[0] + 2, box[1] + 2, names[i], color="black", fontsize=8, va="top",
-                    bbox={"facecolor": GT_COLOUR, "alpha": 0.8, "pad": 1, "lw": 0}, zorder=2)
-    return collection
+    labels = [ax.text(box[0] + 2, box[1] + 2, name, color="black", fontsize=8, va="top", clip_on=True,
+                      bbox={"facecolor": GT_COLOUR, "alpha": 0.85, "pad": 1, "lw": 0}, zorder=7)
+              for box, name in zip(boxes, names or [])]
+    return collection, labels
 
 
 def draw_anchor_state(ax, anchors_xyxy: Tensor, gt_boxes: Tensor, fg_iou: float = FG_IOU,
@@ -269,25 +238,25 @@ def draw_anchor_state(ax, anchors_xyxy: Tensor, gt_boxes: Tensor, fg_iou: float 
     elif show.shape != (len(anchors_xyxy),) or show.dtype != torch.bool:
         raise ValueError(f"show has shape {tuple(show.shape)} and dtype {show.dtype}: expected "
                          f"({len(anchors_xyxy)},) bool")
-    matched, _ = anchor_states(anchors_xyxy, gt_boxes, fg_iou, bg_iou, allow_low_quality_matches)
-    best_iou = (box_iou(gt_boxes.to(anchors_xyxy.dtype), anchors_xyxy).max(dim=0).values
-                if len(gt_boxes) else anchors_xyxy.new_zeros(len(anchors_xyxy)))
-    matched, best_iou = matched[show].numpy(), best_iou[show].numpy()
-    counts = _count_numpy(matched, best_iou, fg_iou)
+    overlaps = anchor_overlaps(anchors_xyxy, gt_boxes.to(anchors_xyxy.dtype))
+    matched, _ = anchor_states(anchors_xyxy, gt_boxes, fg_iou, bg_iou, allow_low_quality_matches, overlaps)
+    matched, best_iou = matched[show].numpy(), overlaps.best_iou[show].numpy()
+    counts = count_states(matched, best_iou, fg_iou)
     if image is not None:
         height, width = image_extent if image_extent is not None else image.shape[-2:]
         ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy(), extent=(0, width, height, 0))
-    draw_ground_truth(ax, gt_boxes, names)
+    _, labels = draw_ground_truth(ax, gt_boxes, names)
     low_quality = (matched >= 0) & (best_iou < fg_iou)
     anchors = anchors_xyxy[show].numpy()
     centres = (anchors[:, :2] + anchors[:, 2:]) / 2
-    codes = np.where(matched >= 0, 0, np.where(matched == IGNORE, 1, 2))
+    codes = state_codes(matched)
     artists = AnchorArtists(ax)
     default_title = (f"{counts['positive']} positive, {counts['ignored']} ignored, "
                      f"{counts['negative']} negative")
     artists.set(anchors, matched, low_quality, centres, codes, None, title or default_title)
     ax.set_xlabel("x (pixels)")
     ax.set_ylabel("y (pixels)")
+    stack_labels(ax, labels)
     return counts
 
 
@@ -380,9 +349,8 @@ class _Prepared:
     generator: AnchorGenerator
     grid_sizes: list[tuple[int, int]]
     level_anchors: list[np.ndarray]  # per level (H_l * W_l * A, 4)
-    best_iou: np.ndarray  # (N,) over all levels: each anchor's best IoU with the ground truth ...
-    best_match: np.ndarray  # (N,) ... and the box that gives it
-    is_best_for_a_box: np.ndarray  # (N,) bool: the low-quality matches (independent of the thresholds)
+    overlaps: Overlaps  # (N,) each over all levels: matching's threshold-free half, as training computes it
+    best_iou: np.ndarray  # (N,) overlaps.best_iou as NumPy, for the table
     level_offsets: list[int]
 
 
@@ -414,11 +382,7 @@ class AnchorExplorer:
 
     def __init__(self, examples: Sequence[ExplorerImage] | None = None, figsize=(6.4, 6.8),
                  dpi: int = 80, image_format: str = "png") -> None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        if image_format not in IMAGE_FORMATS:
-            raise ValueError(f"image_format={image_format!r}: expected one of {IMAGE_FORMATS}")
+        check_choice("image_format", image_format, IMAGE_FORMATS)
         self.examples = list(examples) if examples is not None else default_examples()
         if not self.examples:
             raise ValueError("examples: expected at least one ExplorerImage")
@@ -428,12 +392,11 @@ class AnchorExplorer:
                        "convention": "torchvision", "low_quality": True}
         self._prepared: dict[tuple[int, str], _Prepared] = {}
         # A figure of its own, outside pyplot: nothing is shown twice in a notebook.
-        self.fig = Figure(figsize=figsize, dpi=dpi)
-        FigureCanvasAgg(self.fig)
+        self.canvas = Canvas(figsize, dpi)
+        self.fig = self.canvas.fig
         self.ax = self.fig.add_axes((0.11, 0.17, 0.86, 0.74))
         self.artists = AnchorArtists(self.ax, animated=True)
-        self._background = None  # saved pixels of everything but the anchors ...
-        self._backgrounds: dict = {}  # ... per image, drawn on its first visit
+        self._shown_image: int | None = None  # its background (all but the anchors) is saved on the canvas
         self.counts: dict[str, int] = {}
         self.level_counts: dict[str, int] = {}
         self.rows: list[dict] = []  # per anchor drawn at a single location: shape, IoU, state
@@ -469,7 +432,7 @@ class AnchorExplorer:
             value = p[name]
             if value != ALL and (not isinstance(value, (int, np.integer)) or not 0 <= value < len(options)):
                 raise ValueError(f"{name}={value!r}: expected 'all' or an index in [0, {len(options)})")
-        _check_thresholds(p["fg_iou"], p["bg_iou"])
+        check_thresholds(p["fg_iou"], p["bg_iou"])
         if not isinstance(p["low_quality"], (bool, np.bool_)):
             raise ValueError(f"low_quality={p['low_quality']!r}: expected True or False")
         location = p["location"]
@@ -500,18 +463,11 @@ class AnchorExplorer:
             grid_sizes = feature_sizes(example.padded_size, generator.num_levels)
             per_level = generator.per_level(example.padded_size, grid_sizes)
             all_anchors = torch.cat(per_level)  # (N, 4)
-            iou = box_iou(example.gt_boxes, all_anchors)  # (M, N)
-            if len(example.gt_boxes):
-                best_iou, best_match = iou.max(dim=0)  # (N,)
-                is_best = (iou == iou.max(dim=1, keepdim=True).values).any(dim=0)  # (N,)
-            else:  # no ground truth: every anchor is background
-                best_iou = all_anchors.new_zeros(len(all_anchors))
-                best_match = torch.full((len(all_anchors),), BACKGROUND)
-                is_best = torch.zeros(len(all_anchors), dtype=torch.bool)
+            overlaps = anchor_overlaps(all_anchors, example.gt_boxes.to(all_anchors.dtype))
             level_anchors = [a.numpy() for a in per_level]
             offsets = np.cumsum([0] + [len(a) for a in per_level]).tolist()
-            self._prepared[key] = _Prepared(generator, grid_sizes, level_anchors, best_iou.numpy(),
-                                            best_match.numpy(), is_best.numpy(), offsets)
+            self._prepared[key] = _Prepared(generator, grid_sizes, level_anchors, overlaps,
+                                            overlaps.best_iou.numpy(), offsets)
         return self._prepared[key]
 
     def _select(self, p: dict, prep: _Prepared):
@@ -533,31 +489,31 @@ class AnchorExplorer:
     def update(self, **params) -> dict[str, int]:
         """Change some parameters, recompute the states and redraw; returns the counts shown."""
         p = self._validate(params)
-        image_changed = p["image"] != self.params["image"] or self._background is None
+        image_changed = p["image"] != self._shown_image
         self.params = p
         prep = self.prepared(p["image"], p["convention"])
         example = self.examples[p["image"]]
 
-        matched_all = _states_numpy(prep.best_iou, prep.best_match, prep.is_best_for_a_box,
-                                    p["fg_iou"], p["bg_iou"], p["low_quality"])  # (N,)
+        with one_thread():
+            matched_all = assign_by_iou(prep.overlaps, p["fg_iou"], p["bg_iou"], p["low_quality"]).numpy()  # (N,)
         level_index = p["level"] - FIRST_LEVEL
         level_slice = slice(prep.level_offsets[level_index], prep.level_offsets[level_index + 1])
-        self.level_counts = _count_numpy(matched_all[level_slice], prep.best_iou[level_slice], p["fg_iou"])
-        self.image_counts = _count_numpy(matched_all, prep.best_iou, p["fg_iou"])
+        self.level_counts = count_states(matched_all[level_slice], prep.best_iou[level_slice], p["fg_iou"])
+        self.image_counts = count_states(matched_all, prep.best_iou, p["fg_iou"])
 
         index = self._select(p, prep)  # (L, k)
         flat = index.reshape(-1)
         matched = matched_all[flat]
         best_iou = prep.best_iou[flat]
         anchors = prep.level_anchors[level_index][flat - prep.level_offsets[level_index]]  # (L * k, 4)
-        self.counts = _count_numpy(matched, best_iou, p["fg_iou"])
+        self.counts = count_states(matched, best_iou, p["fg_iou"])
 
-        codes = np.where(matched >= 0, 0, np.where(matched == IGNORE, 1, 2)).reshape(index.shape)  # (L, k)
+        codes = state_codes(matched).reshape(index.shape)  # (L, k)
         centre_states = codes.min(axis=1)  # a location shows its best state
         centres = ((anchors[:, :2] + anchors[:, 2:]) / 2).reshape(*index.shape, 2)[:, 0]  # (L, 2)
         low_quality = (matched >= 0) & (best_iou < p["fg_iou"])
         if p["location"] == ALL:
-            keep = codes.reshape(-1) < 2  # outlines only for positive and ignored anchors
+            keep = codes.reshape(-1) != NEGATIVE  # outlines only for positive and ignored anchors
             location = None
         else:
             keep = np.ones(len(flat), dtype=bool)
@@ -583,7 +539,7 @@ class AnchorExplorer:
                          "scale": _format_scale(prep.generator.scales[scale_index]),
                          "width": float(anchors[i, 2] - anchors[i, 0]),
                          "height": float(anchors[i, 3] - anchors[i, 1]),
-                         "best_iou": float(best_iou[i]), "state": state})
+                         "best_iou": max(float(best_iou[i]), 0.0), "state": state})  # no box: IoU 0
         return rows
 
     def _title(self, p: dict, prep: _Prepared) -> str:
@@ -606,8 +562,8 @@ class AnchorExplorer:
         padded_h, padded_w = example.padded_size
         ax.set_xlim(0, padded_w)  # the anchors' transform needs these even when the pixels are cached
         ax.set_ylim(padded_h, 0)
-        if image in self._backgrounds:
-            self._background = self._backgrounds[image]
+        self._shown_image = image
+        if self.canvas.has(image):
             return
         for artist in [*ax.images, *ax.texts]:
             artist.remove()
@@ -618,51 +574,34 @@ class AnchorExplorer:
         ax.imshow(example.image.permute(1, 2, 0).clamp(0, 1).numpy(), extent=(0, width, height, 0),
                   zorder=0)
         ax.set_facecolor("#404040")  # the zero padding of the batch
-        draw_ground_truth(ax, example.gt_boxes, example.names)
+        _, labels = draw_ground_truth(ax, example.gt_boxes, example.names)
         ax.set_xlim(0, padded_w)  # imshow may have moved them
         ax.set_ylim(padded_h, 0)
         ax.set_xlabel("x (pixels, resized image)")
         ax.set_ylabel("y (pixels)")
         if not self.fig.legends:
             _legend(self.fig, bbox_to_anchor=(0.5, 0.0))
-        self.fig.canvas.draw()
-        self._background = self._backgrounds[image] = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+        stack_labels(ax, labels)
+        self.canvas.save(image, overlay=labels)  # the names stay readable over the anchors
 
     def render(self) -> bytes:
         """The current picture as PNG (or JPEG) bytes: saved background + the anchors on top."""
         if self._png is None:
-            from PIL import Image
-
-            canvas = self.fig.canvas
-            canvas.restore_region(self._background)
-            for artist in self.artists.artists:
-                self.fig.draw_artist(artist)
-            pixels = np.asarray(canvas.buffer_rgba())[..., :3]  # (H, W, 3) uint8
-            buffer = io.BytesIO()
-            if self.image_format == "png":
-                Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
-            else:
-                Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
-            self._png = buffer.getvalue()
+            self._png = encode_image(self.canvas.pixels(self._shown_image, self.artists.artists), self.image_format)
         return self._png
 
     def table_html(self) -> str:
         """Counts for the selection, the level and the whole image; the anchors at a single cell."""
         p = self.params
-        head = "<tr><th></th>" + "".join(f"<th>{s}</th>" for s in STATES) + "<th>low-quality</th></tr>"
-        lines = [head]
-        for label, counts in (("shown", self.counts), (f"P{p['level']}", self.level_counts),
-                              ("all levels", self.image_counts)):
-            cells = "".join(f"<td>{counts[s]}</td>" for s in (*STATES, "low_quality"))
-            lines.append(f"<tr><td><b>{label}</b></td>{cells}</tr>")
-        html = "<table>" + "".join(lines) + "</table>"
+        header = ["", *(coloured(s, STATE_COLOURS[s]) for s in STATES), "low-quality"]
+        rows = [[label, *(str(counts[s]) for s in (*STATES, "low_quality"))]
+                for label, counts in (("shown", self.counts), (f"P{p['level']}", self.level_counts),
+                                      ("all levels", self.image_counts))]
+        html = html_table(header, rows)
         if self.rows:
-            rows = "".join(
-                f"<tr><td>{r['ratio']}</td><td>{r['scale']}</td><td>{r['width']:.0f} x {r['height']:.0f}</td>"
-                f"<td>{r['best_iou']:.3f}</td><td style='color:{STATE_COLOURS[r['state']]}'><b>{r['state']}"
-                f"</b></td></tr>" for r in self.rows)
-            html += ("<br><table><tr><th>ratio h:w</th><th>scale</th><th>w x h</th><th>best IoU</th>"
-                     f"<th>state</th></tr>{rows}</table>")
+            anchors = [[r["ratio"], r["scale"], f"{r['width']:.0f} x {r['height']:.0f}", f"{r['best_iou']:.3f}",
+                        coloured(r["state"], STATE_COLOURS[r["state"]])] for r in self.rows]
+            html += html_table(["ratio h:w", "scale", "w x h", "best IoU", "state"], anchors)
         return html
 
     # --- widgets ------------------------------------------------------------------------------
@@ -724,7 +663,7 @@ class AnchorExplorer:
                 message.value = ""
                 show()
             except ValueError as error:  # e.g. bg IoU above fg IoU: say so, keep the last picture
-                message.value = f"<span style='color:#D55E00'>{error}</span>"
+                message.value = error_html(error)
             finally:
                 busy["flag"] = False
 

@@ -8,7 +8,6 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from retina_lessons.anchors import AnchorGenerator, feature_sizes
-from retina_lessons.boxes import box_iou
 from retina_lessons.config import BG_IOU, FG_IOU
 from retina_lessons.explorers.anchors import (
     ALL,
@@ -17,14 +16,19 @@ from retina_lessons.explorers.anchors import (
     AnchorExplorer,
     ExplorerImage,
     anchor_states,
-    box_outlines,
     draw_anchor_state,
     explorer_image,
     resized_size,
     state_colours,
-    states_from_iou,
 )
-from retina_lessons.matching import BACKGROUND, IGNORE, match_anchors
+from retina_lessons.explorers.canvas import box_outlines
+from retina_lessons.matching import (
+    BACKGROUND,
+    IGNORE,
+    anchor_overlaps,
+    assign_by_iou,
+    match_anchors,
+)
 
 matplotlib.use("Agg")
 
@@ -86,11 +90,91 @@ def test_image_without_boxes_is_all_negative():
     assert counts == {"positive": 0, "ignored": 0, "negative": len(anchors), "low_quality": 0}
 
 
-def test_states_from_precomputed_iou_are_the_same():
-    iou = box_iou(HAND_GT, HAND_ANCHORS)
-    assert torch.equal(states_from_iou(iou), anchor_states(HAND_ANCHORS, HAND_GT)[0])
-    with pytest.raises(ValueError, match="iou"):
-        anchor_states(HAND_ANCHORS, HAND_GT, iou=iou[:, :2])
+def test_states_from_precomputed_overlaps_are_the_same():
+    overlaps = anchor_overlaps(HAND_ANCHORS, HAND_GT)
+    assert torch.equal(assign_by_iou(overlaps), anchor_states(HAND_ANCHORS, HAND_GT)[0])
+    assert torch.equal(anchor_states(HAND_ANCHORS, HAND_GT, overlaps=overlaps)[0],
+                       anchor_states(HAND_ANCHORS, HAND_GT)[0])
+    with pytest.raises(ValueError, match="overlaps"):
+        anchor_states(HAND_ANCHORS, HAND_GT, overlaps=anchor_overlaps(HAND_ANCHORS[:2], HAND_GT))
+
+
+# Boxes that test the edges of the rule, against the anchor [0, 0, 10, 10] and friends.
+EDGE_ANCHORS = torch.tensor([
+    [0.0, 0.0, 10.0, 10.0],
+    [0.0, 10.0, 10.0, 20.0],  # the first moved down by its height
+    [40.0, 40.0, 50.0, 50.0],
+    [60.0, 0.0, 70.0, 10.0],
+])
+EDGE_CASES = {
+    # IoU exactly FG_IOU: 100 / 200 (positive), and exactly BG_IOU: 100 / 250 (ignored, not negative).
+    "at the thresholds": torch.tensor([[0.0, 0.0, 10.0, 20.0], [40.0, 40.0, 50.0, 65.0]]),
+    # Beyond every anchor: no anchor overlaps it, so it gets no low-quality match either.
+    "overlapping no anchor": torch.tensor([[500.0, 500.0, 520.0, 530.0]]),
+    # Two boxes equally good for one anchor, and one box with two tied best anchors.
+    "ties": torch.tensor([[0.0, 0.0, 10.0, 20.0], [0.0, -10.0, 10.0, 10.0], [55.0, 0.0, 75.0, 10.0]]),
+    "no boxes": torch.zeros((0, 4)),
+}
+
+
+@pytest.mark.parametrize("case", EDGE_CASES)
+@pytest.mark.parametrize("low_quality", [True, False])
+@pytest.mark.parametrize("fg_iou, bg_iou", [(FG_IOU, BG_IOU), (0.5, 0.5), (0.3, 0.1), (1.0, 0.0)])
+def test_anchor_states_equal_match_anchors_at_the_edges(case, low_quality, fg_iou, bg_iou):
+    gt_boxes = EDGE_CASES[case]
+    matched, counts = anchor_states(EDGE_ANCHORS, gt_boxes, fg_iou, bg_iou, low_quality)
+    expected = match_anchors(EDGE_ANCHORS, gt_boxes, fg_iou=fg_iou, bg_iou=bg_iou,
+                             allow_low_quality_matches=low_quality)
+    assert torch.equal(matched, expected)
+    assert counts["positive"] + counts["ignored"] + counts["negative"] == len(EDGE_ANCHORS)
+
+
+def test_edge_cases_by_hand():
+    at_thresholds, _ = anchor_states(EDGE_ANCHORS, EDGE_CASES["at the thresholds"], allow_low_quality_matches=False)
+    assert at_thresholds.tolist() == [0, 0, IGNORE, BACKGROUND]  # 0.5 and 0.5 positive; 0.4 ignored
+    nowhere, counts = anchor_states(EDGE_ANCHORS, EDGE_CASES["overlapping no anchor"])
+    assert nowhere.tolist() == [BACKGROUND] * 4 and counts["positive"] == 0
+    ties, _ = anchor_states(EDGE_ANCHORS, EDGE_CASES["ties"])
+    # Anchor 0 is tied between boxes 0 and 1 (IoU 0.5 each) and takes the first; box 2 (IoU 1/3 with
+    # anchor 3 and 0 elsewhere) keeps its best anchor as a low-quality match.
+    assert ties.tolist() == [0, 0, BACKGROUND, 2]
+
+
+def _explorer_on(gt_boxes: torch.Tensor, image_size=(96, 160)) -> AnchorExplorer:
+    image = torch.rand(3, *image_size)
+    example = ExplorerImage("edge case", image, gt_boxes, image_size, SHAPES_CONFIG.anchor_sizes,
+                            SHAPES_CONFIG.anchor_scales, SHAPES_CONFIG.anchor_ratios)
+    return AnchorExplorer([example], dpi=40)
+
+
+@pytest.mark.parametrize("case", ["overlapping no anchor", "at the thresholds", "ties", "no boxes"])
+def test_explorer_colours_are_trainings_assignment(case):
+    """The explorer's counts per level and over the image are match_anchors's, for the library's anchors."""
+    gt_boxes = EDGE_CASES[case] * 4  # the same shapes at the scale of the classroom anchors
+    explorer = _explorer_on(gt_boxes)
+    example = explorer.examples[0]
+    generator = AnchorGenerator(example.anchor_sizes, example.anchor_scales, example.anchor_ratios)
+    per_level = generator.per_level(example.padded_size, feature_sizes(example.padded_size, generator.num_levels))
+    for fg_iou, bg_iou, low_quality in [(FG_IOU, BG_IOU, True), (0.5, 0.5, False), (0.7, 0.2, True)]:
+        for level in range(3, 3 + len(per_level)):
+            explorer.update(level=level, fg_iou=fg_iou, bg_iou=bg_iou, low_quality=low_quality)
+            expected = match_anchors(torch.cat(per_level), gt_boxes, fg_iou=fg_iou, bg_iou=bg_iou,
+                                     allow_low_quality_matches=low_quality)
+            assert explorer.image_counts["positive"] == int((expected >= 0).sum())
+            assert explorer.image_counts["ignored"] == int((expected == IGNORE).sum())
+            assert explorer.image_counts["negative"] == int((expected == BACKGROUND).sum())
+            start = sum(len(a) for a in per_level[: level - 3])
+            in_level = expected[start : start + len(per_level[level - 3])]
+            assert explorer.level_counts["positive"] == int((in_level >= 0).sum())
+            assert explorer.level_counts["ignored"] == int((in_level == IGNORE).sum())
+
+
+def test_a_box_beyond_every_anchor_makes_no_anchor_positive():
+    """The bug the explorer once had: its own matcher turned every anchor positive for such a box."""
+    explorer = _explorer_on(torch.tensor([[400.0, 400.0, 420.0, 440.0]]))
+    explorer.update(level=3)
+    assert explorer.image_counts["positive"] == 0
+    assert explorer.image_counts["negative"] == sum(explorer.image_counts[s] for s in ("positive", "ignored", "negative"))
 
 
 @pytest.mark.parametrize("fg_iou, bg_iou", [(0.4, 0.5), (1.5, 0.4), (0.5, -0.1)])
@@ -113,12 +197,6 @@ def test_state_colours():
     np.testing.assert_allclose(colours[1], to_rgba(STATE_COLOURS["positive"]))
     np.testing.assert_allclose(colours[2], to_rgba(STATE_COLOURS["ignored"]))
     np.testing.assert_allclose(colours[3], to_rgba(STATE_COLOURS["negative"]))
-
-
-def test_box_outlines_are_closed_rectangles():
-    outlines = box_outlines(np.array([[1.0, 2.0, 5.0, 7.0]]))
-    assert outlines.shape == (1, 5, 2)
-    assert outlines[0].tolist() == [[1, 2], [5, 2], [5, 7], [1, 7], [1, 2]]
 
 
 def test_draw_anchor_state_colours_each_outline_by_state():
@@ -274,5 +352,6 @@ def test_default_explorer_on_the_photo():
     assert counts["positive"] > 0 and counts["negative"] > counts["positive"]
     # every annotated box has at least one positive anchor somewhere (low-quality matching on)
     prep = explorer.prepared(0, "torchvision")
-    assert set(prep.best_match[prep.is_best_for_a_box].tolist()) == set(range(len(explorer.examples[0].gt_boxes)))
+    best_gt_idx, is_best = prep.overlaps.best_gt_idx, prep.overlaps.is_best_anchor
+    assert set(best_gt_idx[is_best].tolist()) == set(range(len(explorer.examples[0].gt_boxes)))
     assert explorer.render()[:4] == b"\x89PNG"
