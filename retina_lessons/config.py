@@ -1,6 +1,6 @@
 """One configuration for the whole detector, and the presets the lessons use.
 
-Components take plain arguments; only the builder (`RetinaNet.from_config`) reads a config.
+Components take plain arguments; only the builder, ``RetinaNet(config)``, reads a config.
 The presets:
 
 - ``PAPER``: the choices of Lin et al. 2017 (P6 from C5, smooth L1 box loss, loss normalised by the
@@ -25,6 +25,8 @@ FG_IOU = 0.5  # anchors with IoU >= FG_IOU are foreground ...
 BG_IOU = 0.4  # ... IoU < BG_IOU background, in between ignored
 FOCAL_ALPHA = 0.25
 FOCAL_GAMMA = 2.0
+NO_ALPHA = -1  # focal_alpha that switches the alpha weighting off (torchvision's convention)
+SMOOTH_L1_BETA = 0.11  # Detectron's BBOX_REG_BETA for RetinaNet's smooth L1 box loss (not in the paper)
 BOX_DELTA_CLAMP = math.log(1000.0 / 16)  # largest log-scale change a decoded box may make
 GROUP_NORM_GROUPS = 32  # GroupNorm groups in the heads (torchvision v2) and GroupNorm backbones
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -66,7 +68,7 @@ class RetinaNetConfig:
     focal_alpha: float = FOCAL_ALPHA
     focal_gamma: float = FOCAL_GAMMA
     box_loss: str = "l1"  # "l1", "smooth_l1" or "giou"
-    smooth_l1_beta: float = 0.11
+    smooth_l1_beta: float = SMOOTH_L1_BETA
     loss_normalization: str = "per_image"  # "per_image" (torchvision) or "per_batch" (paper)
     # --- preprocessing ---
     min_size: int = 800  # shorter image side after resizing ...
@@ -103,7 +105,7 @@ class RetinaNetConfig:
             raise ValueError(f"prior_prob={self.prior_prob}: expected a probability in (0, 1)")
         if self.focal_gamma < 0:
             raise ValueError(f"focal_gamma={self.focal_gamma}: expected gamma >= 0")
-        if not (0.0 <= self.focal_alpha <= 1.0 or self.focal_alpha == -1):
+        if not (0.0 <= self.focal_alpha <= 1.0 or self.focal_alpha == NO_ALPHA):
             raise ValueError(f"focal_alpha={self.focal_alpha}: expected alpha in [0, 1], or -1 for no weighting")
         if not 0.0 <= self.bg_iou <= self.fg_iou <= 1.0:
             raise ValueError(f"bg_iou={self.bg_iou}, fg_iou={self.fg_iou}: expected 0 <= bg_iou <= fg_iou <= 1")

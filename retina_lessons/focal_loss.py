@@ -19,9 +19,11 @@ import torch
 import torch.nn.functional as F
 
 # The paper's defaults (Section 5.1: gamma = 2, alpha = 0.25), named once in config.py.
-from .config import FOCAL_ALPHA, FOCAL_GAMMA
-
-NO_ALPHA = -1  # pass as alpha to switch the alpha weighting off (torchvision's convention)
+from .config import (  # NO_ALPHA: pass as alpha to switch the weighting off
+    FOCAL_ALPHA,
+    FOCAL_GAMMA,
+    NO_ALPHA,
+)
 
 REDUCTIONS = ("none", "mean", "sum")
 

@@ -11,7 +11,7 @@ Normalisation:
 - ``"per_batch"`` (the paper): the batch's sums are divided by the batch's foreground count.
 
 Box losses: ``"l1"`` on the encoded deltas (torchvision v1), ``"smooth_l1"`` with ``beta`` (the
-paper's Detectron implementation used beta = 0.11), or ``"giou"`` on the decoded boxes
+paper's Detectron implementation used beta = 0.11, ``SMOOTH_L1_BETA``), or ``"giou"`` on the decoded boxes
 (torchvision v2).
 
 Taught in ``notebooks/06_focal_loss.ipynb`` and ``notebooks/07_training.ipynb``.
@@ -25,8 +25,7 @@ from torch import Tensor
 from torchvision.ops import generalized_box_iou_loss
 
 from .box_coding import TORCHVISION_WEIGHTS, decode_boxes, encode_boxes
-from .config import BOX_DELTA_CLAMP, FOCAL_ALPHA, FOCAL_GAMMA
-from .focal_loss import NO_ALPHA
+from .config import BOX_DELTA_CLAMP, FOCAL_ALPHA, FOCAL_GAMMA, NO_ALPHA, SMOOTH_L1_BETA
 from .matching import IGNORE
 
 
@@ -71,15 +70,14 @@ def classification_loss(cls_logits: Tensor, matched_gt_idx: Tensor, gt_labels: T
     x, lp = cls_logits[image_idx, anchor_idx, label], log_p[image_idx, anchor_idx, label]
     positive = torch.exp(gamma * (lp - x)) * -lp
     negative_weight, positive_weight = (1.0, 1.0) if alpha == NO_ALPHA else (1 - alpha, alpha)
-    if alpha != NO_ALPHA:
-        per_image = negative_weight * per_image
+    per_image = negative_weight * per_image
     switch = positive_weight * positive - negative_weight * negative[image_idx, anchor_idx, label]
     per_image = per_image.index_add(0, image_idx, switch)
     return _normalise(per_image, (matched_gt_idx >= 0).sum(dim=1), normalization)
 
 
 def box_loss(box_deltas: Tensor, anchors_xyxy: Tensor, matched_gt_idx: Tensor, gt_boxes: Tensor, *,
-             loss_type: str = "l1", beta: float = 0.11, weights=TORCHVISION_WEIGHTS,
+             loss_type: str = "l1", beta: float = SMOOTH_L1_BETA, weights=TORCHVISION_WEIGHTS,
              clamp: float = BOX_DELTA_CLAMP, normalization: str = "per_image") -> Tensor:
     """Box regression loss on foreground anchors only.
 

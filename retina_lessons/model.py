@@ -60,13 +60,13 @@ class RetinaNet(nn.Module):
         pyramid = self.features(batch.contiguous(memory_format=torch.channels_last))
         return self.cls_head(pyramid), self.box_head(pyramid)
 
-    def anchors(self, batch_size: tuple[int, int], dtype=torch.float32, device=None) -> Tensor:
-        """The (N, 4) anchors of a padded batch of spatial size (H, W), in the order of `forward`."""
-        return self.anchor_generator(batch_size, dtype=dtype, device=device)
+    def anchors(self, padded_size: tuple[int, int], dtype=torch.float32, device=None) -> Tensor:
+        """The (N, 4) anchors of a batch padded to `padded_size` (H, W), in the order of `forward`."""
+        return self.anchor_generator(padded_size, dtype=dtype, device=device)
 
-    def num_anchors_per_level(self, batch_size: tuple[int, int]) -> list[int]:
+    def num_anchors_per_level(self, padded_size: tuple[int, int]) -> list[int]:
         A = self.config.num_anchors
-        return [h * w * A for h, w in feature_sizes(batch_size, self.anchor_generator.num_levels)]
+        return [h * w * A for h, w in feature_sizes(padded_size, self.anchor_generator.num_levels)]
 
     # ----- the two stages around it ------------------------------------------------------------
     def preprocess(self, images: list[Tensor], targets: list[dict] | None = None):
@@ -100,13 +100,13 @@ class RetinaNet(nn.Module):
         anchors = self.anchors(batch.shape[-2:], batch.dtype, batch.device)
         return self.compute_loss(cls_logits, box_deltas, anchors, targets)
 
-    def postprocess(self, cls_logits: Tensor, box_deltas: Tensor, batch_size: tuple[int, int],
+    def postprocess(self, cls_logits: Tensor, box_deltas: Tensor, padded_size: tuple[int, int],
                     image_sizes: list[tuple[int, int]]) -> list[dict[str, Tensor]]:
         """Head outputs -> detections in the resized images' pixels."""
         c = self.config
-        anchors = self.anchors(batch_size, cls_logits.dtype, cls_logits.device)
+        anchors = self.anchors(padded_size, cls_logits.dtype, cls_logits.device)
         return detections_from_outputs(
-            cls_logits, box_deltas, anchors, self.num_anchors_per_level(batch_size), image_sizes,
+            cls_logits, box_deltas, anchors, self.num_anchors_per_level(padded_size), image_sizes,
             score_thresh=c.score_thresh, topk_candidates=c.topk_candidates, nms_thresh=c.nms_thresh,
             detections_per_img=c.detections_per_img, box_weights=c.box_weights, box_delta_clamp=c.box_delta_clamp)
 

@@ -347,6 +347,15 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
         if checkpoint is not None:
             save_checkpoint(checkpoint, model, optimizer, scheduler, step, history, config)
 
+    def stop(step: int, buffers: list[Tensor], what: str, advice: str = "") -> None:
+        """Keep the last good state (weights and BatchNorm statistics before this step) and raise."""
+        with torch.no_grad():
+            for buffer, kept in zip(model.buffers(), buffers):
+                buffer.copy_(kept)
+        save(step)
+        where = f"; the last good state (after {step} steps) is in {checkpoint}" if checkpoint else ""
+        raise NonFiniteLossError(f"step {step}: {what}{where}." + (f" {advice}" if advice else ""))
+
     model.train()
     cpu_start, wall_start = time.process_time(), time.perf_counter()
     cpu_before, wall_before = history.cpu_seconds, history.wall_seconds
@@ -358,27 +367,15 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
         losses = model.loss(images, targets)
         for name, value in losses.items():
             if not torch.isfinite(value):
-                with torch.no_grad():
-                    for buffer, kept in zip(model.buffers(), buffers):
-                        buffer.copy_(kept)
-                save(step)  # the weights and statistics are those of the last good step
-                where = f"; the last good state (after {step} steps) is in {checkpoint}" if checkpoint else ""
-                raise NonFiniteLossError(
-                    f"step {step}: the {LOSS_NAMES.get(name, name)} loss is {value.item()}{where}. "
-                    "Try a lower learning rate, a longer warm-up or gradient clipping.")
+                stop(step, buffers, f"the {LOSS_NAMES.get(name, name)} loss is {value.item()}",
+                     "Try a lower learning rate, a longer warm-up or gradient clipping.")
         loss = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = config.clip_grad_norm if config.clip_grad_norm is not None else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
         if not torch.isfinite(grad_norm):
-            with torch.no_grad():
-                for buffer, kept in zip(model.buffers(), buffers):
-                    buffer.copy_(kept)
-            save(step)
-            where = f"; the last good state (after {step} steps) is in {checkpoint}" if checkpoint else ""
-            raise NonFiniteLossError(f"step {step}: the gradient norm is {grad_norm.item()} although both losses "
-                                     f"are finite{where}.")
+            stop(step, buffers, f"the gradient norm is {grad_norm.item()} although both losses are finite")
         history.append(step, {k: v.item() for k, v in losses.items()}, scheduler.get_last_lr()[0], grad_norm.item())
         optimizer.step()
         scheduler.step()
