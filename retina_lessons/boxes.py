@@ -10,8 +10,17 @@ import torch
 from torch import Tensor
 
 
+def upcast(boxes: Tensor) -> Tensor:
+    """Boxes in a type whose products do not overflow, as torchvision's ``_upcast``: float16 and
+    bfloat16 to float32 (areas above 65,504 are inf in float16), small integer types to int32."""
+    if boxes.is_floating_point():
+        return boxes if boxes.dtype in (torch.float32, torch.float64) else boxes.float()
+    return boxes if boxes.dtype in (torch.int32, torch.int64) else boxes.int()
+
+
 def box_area(boxes: Tensor) -> Tensor:
-    """(..., 4) xyxy -> (...) areas."""
+    """(..., 4) xyxy -> (...) areas (computed in float32 for half-precision boxes, as torchvision does)."""
+    boxes = upcast(boxes)
     return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
@@ -19,8 +28,10 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """Intersection over union of every pair: (..., N, 4) and (..., M, 4) -> (..., N, M).
 
     Leading dimensions broadcast, so a batch of ground truth (B, M, 4) against shared anchors
-    (N, 4) gives (B, M, N) in one call. Same arithmetic as `torchvision.ops.box_iou`.
+    (N, 4) gives (B, M, N) in one call. Same arithmetic as `torchvision.ops.box_iou`, including its
+    upcast: half-precision boxes give float32 IoUs, integer boxes float ones.
     """
+    boxes1, boxes2 = upcast(boxes1), upcast(boxes2)
     area1 = box_area(boxes1)  # (..., N)
     area2 = box_area(boxes2)  # (..., M)
     top_left = torch.max(boxes1[..., :, None, :2], boxes2[..., None, :, :2])  # (..., N, M, 2)

@@ -24,7 +24,7 @@ from .heads import BoxHead, ClassificationHead
 from .losses import box_loss, classification_loss
 from .matching import match_anchors, pad_ground_truth
 from .postprocess import detections_from_outputs
-from .transform import postprocess_boxes, preprocess
+from .transform import check_resizable, postprocess_boxes, preprocess
 from .validation import check_images, check_targets
 
 
@@ -52,6 +52,9 @@ class RetinaNet(nn.Module):
     def features(self, batch: Tensor) -> list[Tensor]:
         """(B, 3, H, W) -> [P3, P4, P5, P6, P7]."""
         return self.fpn(self.backbone(batch))
+
+    def _dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
 
     def forward(self, batch: Tensor) -> tuple[Tensor, Tensor]:
         """(B, 3, H, W) normalised, padded batch -> cls_logits (B, N, K), box_deltas (B, N, 4)."""
@@ -92,9 +95,16 @@ class RetinaNet(nn.Module):
         }
 
     def loss(self, images: list[Tensor], targets: list[dict]) -> dict[str, Tensor]:
-        """Images (3, H, W) in [0, 1] and targets (`boxes` xyxy, `labels`) -> the two losses."""
-        images = check_images(images)
-        targets = check_targets(targets, len(images), self.config.num_classes)
+        """Images (3, H, W) in [0, 1] and targets (`boxes` xyxy, `labels`) -> the two losses.
+
+        Checked first (see :mod:`retina_lessons.validation`): images of another floating dtype are
+        converted to the model's; boxes and labels from NumPy or of any real or integer dtype are cast;
+        a box crossing its image's border is clipped to it, one wholly outside is refused.
+        """
+        images = check_images(images, dtype=self._dtype())
+        targets = check_targets(targets, len(images), self.config.num_classes,
+                                image_sizes=[tuple(image.shape[-2:]) for image in images], dtype=images[0].dtype)
+        check_resizable(images, self.config.min_size, self.config.max_size)
         batch, _, targets = self.preprocess(images, targets)
         cls_logits, box_deltas = self(batch)
         anchors = self.anchors(batch.shape[-2:], batch.dtype, batch.device)
@@ -112,8 +122,12 @@ class RetinaNet(nn.Module):
 
     @torch.no_grad()
     def detect(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
-        """Images (3, H, W) in [0, 1] of any sizes -> per image `boxes` (xyxy, own pixels), `scores`, `labels`."""
-        images = check_images(images)
+        """Images (3, H, W) in [0, 1] of any sizes -> per image `boxes` (xyxy, own pixels), `scores`, `labels`.
+
+        Images of another floating dtype are converted to the model's.
+        """
+        images = check_images(images, dtype=self._dtype())
+        check_resizable(images, self.config.min_size, self.config.max_size)
         original_sizes = [tuple(image.shape[-2:]) for image in images]
         batch, image_sizes, _ = self.preprocess(images)
         cls_logits, box_deltas = self(batch)

@@ -21,11 +21,34 @@ from torch import Tensor
 from .boxes import resize_boxes
 
 
+def resize_scale(height: int, width: int, min_size: int, max_size: int) -> float:
+    """The factor that makes the shorter side `min_size`, unless the longer side would exceed `max_size`."""
+    return min(min_size / min(height, width), max_size / max(height, width))
+
+
+def resized_size(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
+    """The (H', W') an image of (height, width) is resized to, as torchvision's transform does."""
+    scale = resize_scale(height, width, min_size, max_size)
+    return math.floor(height * scale), math.floor(width * scale)
+
+
+def check_resizable(images: Sequence[Tensor], min_size: int, max_size: int, name: str = "images") -> None:
+    """ValueError naming the image whose resize would leave a side of zero pixels (a very thin strip)."""
+    for i, image in enumerate(images):
+        height, width = image.shape[-2:]
+        if min(resized_size(height, width, min_size, max_size)) < 1:
+            longest = max_size * min(height, width) / max(height, width)
+            raise ValueError(
+                f"{name}[{i}] has size {height}x{width} (H x W): resized to at most {max_size} pixels on its longer "
+                f"side, its shorter side becomes {longest:.2f} pixels; expected a shorter side of at least "
+                f"{math.ceil(max(height, width) / max_size)} pixels (longer / shorter side at most {max_size})")
+
+
 def resize_image(image: Tensor, min_size: int, max_size: int) -> Tensor:
     """(3, H, W) -> (3, H', W') with the shorter side min_size (longer side at most max_size)."""
     height, width = image.shape[-2:]
-    scale = min(min_size / min(height, width), max_size / max(height, width))
-    if math.floor(height * scale) == height and math.floor(width * scale) == width:
+    scale = resize_scale(height, width, min_size, max_size)
+    if resized_size(height, width, min_size, max_size) == (height, width):
         return image  # the size would not change: bilinear resampling at scale 1 is the identity
     return F.interpolate(image[None], scale_factor=scale, mode="bilinear",
                          recompute_scale_factor=True, align_corners=False)[0]
@@ -52,7 +75,16 @@ def pad_batch(images: list[Tensor], size_divisible: int = 32) -> Tensor:
 def preprocess(images: list[Tensor], targets: list[dict] | None = None, *, min_size: int = 800,
                max_size: int = 1333, image_mean=(0.485, 0.456, 0.406), image_std=(0.229, 0.224, 0.225),
                size_divisible: int = 32) -> tuple[Tensor, list[tuple[int, int]], list[dict] | None]:
-    """Images (and their targets) -> (batch (B, 3, H, W), resized sizes [(H_i, W_i)], resized targets)."""
+    """Images (and their targets) -> (batch (B, 3, H, W), resized sizes [(H_i, W_i)], resized targets).
+
+    Images must be floating point in [0, 1] (as torchvision's transform requires): an integer image would
+    be normalised to nonsense.
+    """
+    for i, image in enumerate(images):
+        if not image.is_floating_point():
+            raise ValueError(f"images[{i}]: expected a floating-point image in [0, 1], got dtype {image.dtype}; "
+                             "convert it with image.float() / 255")
+    check_resizable(images, min_size, max_size)
     resized, sizes, new_targets = [], [], []
     for i, image in enumerate(images):
         image = normalize(image, image_mean, image_std)

@@ -42,6 +42,7 @@ from ..matching import (
     assign_by_iou,
     check_thresholds,
 )
+from ..transform import resized_size
 from .canvas import (
     IMAGE_FORMATS,
     Canvas,
@@ -285,12 +286,6 @@ class ExplorerImage:
     def padded_size(self) -> tuple[int, int]:
         d = self.size_divisible
         return (math.ceil(self.image_size[0] / d) * d, math.ceil(self.image_size[1] / d) * d)
-
-
-def resized_size(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
-    """The size torchvision's transform resizes an image to (shorter side min_size, longer <= max_size)."""
-    scale = min(min_size / min(height, width), max_size / max(height, width))
-    return math.floor(height * scale), math.floor(width * scale)
 
 
 def explorer_image(name: str, image: Tensor, gt_boxes: Tensor, config: RetinaNetConfig,

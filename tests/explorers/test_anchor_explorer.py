@@ -18,7 +18,6 @@ from retina_lessons.explorers.anchors import (
     anchor_states,
     draw_anchor_state,
     explorer_image,
-    resized_size,
     state_colours,
 )
 from retina_lessons.explorers.canvas import box_outlines
@@ -223,15 +222,6 @@ def test_draw_anchor_state_show_keeps_the_states_of_all_anchors():
     assert len(ax.collections[-2].get_segments()) == 1  # one outline drawn (the other collection: low-quality)
     with pytest.raises(ValueError, match="show"):
         draw_anchor_state(ax, HAND_ANCHORS, HAND_GT, show=torch.ones(3, dtype=torch.bool))
-
-
-def test_resized_size_matches_torchvision_rule():
-    assert resized_size(600, 512, 800, 1333) == (937, 800)  # the photo
-    assert resized_size(128, 128, 128, 128) == (128, 128)
-    assert resized_size(400, 2000, 800, 1333) == (266, 1333)  # capped by max_size
-
-
-# ----------------------------------------------------------------------------- the explorer
 
 
 def known_example() -> tuple[ExplorerImage, torch.Tensor]:
