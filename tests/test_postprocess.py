@@ -6,7 +6,13 @@ from torchvision.ops import batched_nms
 
 from retina_lessons.box_coding import decode_boxes
 from retina_lessons.boxes import clip_boxes_to_image
-from retina_lessons.postprocess import Candidates, decode_candidates, detections_from_outputs, suppress, top_candidates
+from retina_lessons.postprocess import (
+    Candidates,
+    decode_candidates,
+    detections_from_outputs,
+    suppress,
+    top_candidates,
+)
 
 
 def reference(cls_logits, box_deltas, anchors, per_level, sizes, thresh, topk, nms, dets):
