@@ -16,6 +16,10 @@ boxes from scratch, piece by piece, and is taught by
    from the right and read at recall 0, 0.01, ..., 1; AP is the mean of those
    101 values.
 4. ``coco_ap``: the twelve numbers of ``COCOeval.summarize()``.
+5. ``classify_detections``: the same matching at one IoU threshold over all classes, saying
+   why each false positive is wrong (duplicate, wrong class, poor localisation, background) and
+   which ground truth is missed; ``precision_recall_at`` counts them. Lesson 08's predictions
+   explorer shows them.
 
 COCO details reproduced exactly:
 
@@ -42,6 +46,7 @@ tensors.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -64,6 +69,13 @@ UNMATCHED = -1  # matched_gt_idx of a detection that matched no ground truth
 NO_GT = -1.0  # precision / recall of a category without ground truth
 
 _EPS = np.spacing(1.0)  # COCO adds it to tp + fp before dividing
+_IOU_CAP = 1 - 1e-10  # COCO caps IoU thresholds just below 1, so a perfect box still matches at 1.0
+
+# Why a false positive is wrong, in the order they are tested (Hoiem et al.'s error types):
+FP_REASONS = ("duplicate", "wrong class", "poor localisation", "background")
+DUPLICATE, WRONG_CLASS, POOR_LOCALISATION, BACKGROUND_FP = range(len(FP_REASONS))
+NOT_FP = -1  # fp_reason of a true positive
+LOCALISATION_IOU = 0.1  # a same-class overlap in [0.1, iou_threshold) is a localisation error
 
 
 class PRCurve(NamedTuple):
@@ -144,7 +156,7 @@ def _get(entry, key: str, name: str):
 
 
 def _box_area(boxes: np.ndarray) -> np.ndarray:
-    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
 def _prepare(detections, targets) -> list[_Image]:
@@ -200,46 +212,50 @@ def _check_max_dets(max_dets) -> tuple[int, ...]:
 
 
 def _box_iou(det_boxes: np.ndarray, gt_boxes: np.ndarray, gt_crowd: np.ndarray) -> np.ndarray:
-    """IoU (D, M) of xyxy boxes, no "+1"; for a crowd box the union is the detection's area."""
-    top_left = np.maximum(det_boxes[:, None, :2], gt_boxes[None, :, :2])  # (D, M, 2)
-    bottom_right = np.minimum(det_boxes[:, None, 2:], gt_boxes[None, :, 2:])  # (D, M, 2)
+    """IoU (..., D, M) of xyxy boxes (..., D, 4) and (..., M, 4), no "+1"; for a crowd box (..., M)
+    the union is the detection's area."""
+    top_left = np.maximum(det_boxes[..., :, None, :2], gt_boxes[..., None, :, :2])  # (..., D, M, 2)
+    bottom_right = np.minimum(det_boxes[..., :, None, 2:], gt_boxes[..., None, :, 2:])  # (..., D, M, 2)
     wh = np.clip(bottom_right - top_left, 0.0, None)
-    inter = wh[..., 0] * wh[..., 1]  # (D, M)
-    det_area = _box_area(det_boxes)[:, None]
-    union = np.where(gt_crowd[None, :], det_area, det_area + _box_area(gt_boxes)[None, :] - inter)
+    inter = wh[..., 0] * wh[..., 1]  # (..., D, M)
+    det_area = _box_area(det_boxes)[..., :, None]
+    union = np.where(gt_crowd[..., None, :], det_area, det_area + _box_area(gt_boxes)[..., None, :] - inter)
     return np.divide(inter, union, out=np.zeros_like(inter), where=inter > 0)
 
 
 def _greedy_match(
     ious: np.ndarray, iou_thresholds: np.ndarray, gt_ignore: np.ndarray, gt_crowd: np.ndarray
 ) -> np.ndarray:
-    """COCO's greedy matching for all IoU thresholds and area ranges at once.
+    """COCO's greedy matching for a batch of images, all IoU thresholds and area ranges at once.
 
     Args:
-        ious: (D, M), detections sorted by decreasing score.
+        ious: (B, D, M), each image's detections sorted by decreasing score; a pair that may
+            never match (another class, padding) has IoU -1.
         iou_thresholds: (T,).
-        gt_ignore: (A, M) ground truth ignored in each area range.
-        gt_crowd: (M,) crowd boxes, which can be matched many times.
+        gt_ignore: (B, A, M) ground truth ignored in each area range.
+        gt_crowd: (B, M) crowd boxes, which can be matched many times.
 
-    Returns matched_gt_idx (A, T, D): the ground truth each detection took, or UNMATCHED.
+    Returns matched_gt_idx (B, A, T, D): the ground truth each detection took, or UNMATCHED.
     """
-    D, M = ious.shape
-    A, T = len(gt_ignore), len(iou_thresholds)
-    matched_gt_idx = np.full((A, T, D), UNMATCHED)
+    B, D, M = ious.shape
+    A, T = gt_ignore.shape[1], len(iou_thresholds)
+    matched_gt_idx = np.full((B, A, T, D), UNMATCHED)
     if M == 0:
         return matched_gt_idx
-    # COCO caps the threshold just below 1, so a perfect box still matches at 1.0
-    thresholds = np.minimum(iou_thresholds, 1 - 1e-10)[:, None]  # (T, 1)
-    gt_taken = np.zeros((A, T, M), bool)
-    # a detection below the lowest threshold with every box can match nothing: skip it
-    for d in np.flatnonzero(ious.max(1) >= thresholds.min()):
-        candidate = (~gt_taken | gt_crowd) & (ious[d] >= thresholds)  # (A, T, M)
+    thresholds = np.minimum(iou_thresholds, _IOU_CAP)[:, None]  # (T, 1)
+    gt_taken = np.zeros((B, A, T, M), bool)
+    crowd = gt_crowd[:, None, None, :]  # (B, 1, 1, M)
+    ignore = gt_ignore[:, :, None, :]  # (B, A, 1, M)
+    # a rank at which every image's detection is below the lowest threshold with every box matches nothing
+    for d in np.flatnonzero((ious.max(-1) >= thresholds.min()).any(0)):
+        iou = ious[:, None, None, d]  # (B, 1, 1, M)
+        candidate = (~gt_taken | crowd) & (iou >= thresholds)  # (B, A, T, M)
         # a regular box beats an ignored one whatever their IoUs
-        regular = candidate & ~gt_ignore[:, None, :]
+        regular = candidate & ~ignore
         candidate = np.where(regular.any(-1, keepdims=True), regular, candidate)
         # highest IoU; on a tie COCO's loop keeps the last box, hence the reversed argmax
-        best = M - 1 - np.where(candidate, ious[d], -1.0)[..., ::-1].argmax(-1)  # (A, T)
-        found = candidate.any(-1)  # (A, T)
+        best = M - 1 - np.where(candidate, iou, -1.0)[..., ::-1].argmax(-1)  # (B, A, T)
+        found = candidate.any(-1)  # (B, A, T)
         matched_gt_idx[..., d] = np.where(found, best, UNMATCHED)
         gt_taken[found, best[found]] = True
     return matched_gt_idx
@@ -268,8 +284,8 @@ def match_detections(det_boxes, det_scores, gt_boxes, iou_threshold: float = 0.5
     M = len(gt_boxes)
     order = np.argsort(-det_scores, kind="stable")
     ious = _box_iou(det_boxes[order], gt_boxes, np.zeros(M, bool))
-    no_ignore = np.zeros((1, M), bool)
-    matched_sorted = _greedy_match(ious, np.array([iou_threshold]), no_ignore, no_ignore[0])[0, 0]
+    no_ignore = np.zeros((1, 1, M), bool)
+    matched_sorted = _greedy_match(ious[None], np.array([iou_threshold]), no_ignore, no_ignore[0])[0, 0, 0]
     matched_gt_idx = np.empty_like(matched_sorted)
     matched_gt_idx[order] = matched_sorted
     return torch.from_numpy(matched_gt_idx)
@@ -286,7 +302,7 @@ def _match_image_category(
     lo, hi = area_ranges[:, :1], area_ranges[:, 1:]  # (A, 1)
     gt_ignore = gt_crowd | (gt_area < lo) | (gt_area > hi)  # (A, M)
     ious = _box_iou(det_boxes, image.gt_boxes[is_gt], gt_crowd)  # (D, M)
-    matched_gt_idx = _greedy_match(ious, iou_thresholds, gt_ignore, gt_crowd)  # (A, T, D)
+    matched_gt_idx = _greedy_match(ious[None], iou_thresholds, gt_ignore[None], gt_crowd[None])[0]  # (A, T, D)
     matched = matched_gt_idx != UNMATCHED
     # ignored: matched to an ignored box, or unmatched and outside the area range.
     # A padding column makes UNMATCHED (-1) index a harmless False.
@@ -486,6 +502,136 @@ def coco_ap(
     stats["ARm"] = mean(recall[..., area["medium"], most])
     stats["ARl"] = mean(recall[..., area["large"], most])
     return stats
+
+
+# ----------------------------------------------------------------------------- why a detection is wrong
+
+
+class Classified(NamedTuple):
+    """One image's detections judged against its ground truth (detections in their given order)."""
+
+    tp: torch.Tensor  # (D,) bool: true positive
+    matched_gt_idx: torch.Tensor  # (D,) int64: the ground-truth box taken, or UNMATCHED (-1)
+    fp_reason: torch.Tensor  # (D,) int64: index into FP_REASONS, NOT_FP (-1) for a true positive
+    missed: torch.Tensor  # (M,) bool: ground truth no detection took
+
+    @property
+    def num_tp(self) -> int:
+        return int(self.tp.sum())
+
+    @property
+    def num_fp(self) -> int:
+        return int((~self.tp).sum())
+
+    @property
+    def num_gt(self) -> int:
+        return len(self.missed)
+
+    @property
+    def num_missed(self) -> int:
+        return int(self.missed.sum())
+
+
+def _pad(arrays: list[np.ndarray], width: int, fill, trailing: tuple = ()) -> np.ndarray:
+    """Stack per-image arrays of different lengths into (B, width, *trailing), padding with `fill`."""
+    out = np.full((len(arrays), width, *trailing), fill, dtype=arrays[0].dtype)
+    for i, a in enumerate(arrays):
+        out[i, : len(a)] = a
+    return out
+
+
+def classify_detections(detections, targets, iou_threshold: float = 0.5) -> list[Classified]:
+    """Judge each image's detections against its ground truth, as COCO's AP at one IoU threshold does.
+
+    Detections are visited by decreasing score (ties keep their order), all classes at once; each
+    takes the not-yet-taken ground-truth box of its own class with the highest IoU, if that IoU
+    >= `iou_threshold` (a **true positive**), exactly as ``match_detections`` per class. Otherwise
+    it is a **false positive**, for the first of these reasons that applies: *duplicate* (a box
+    of its class overlaps enough but was taken by a better-scored detection), *wrong class* (a
+    box of another class overlaps enough), *poor localisation* (a box of its class overlaps by
+    ``LOCALISATION_IOU`` to `iou_threshold`), *background*. Ground truth no detection takes is
+    *missed*. Every ground-truth box counts (``iscrowd`` and ``area`` are not used).
+
+    Args:
+        detections: one dict per image, ``boxes`` (D, 4) xyxy, ``scores`` (D,), ``labels`` (D,).
+        targets: one dict per image, ``boxes`` (M, 4) xyxy, ``labels`` (M,); M = 0 is fine (every
+            detection is background).
+        iou_threshold: the IoU a match needs.
+
+    Returns: one `Classified` per image: ``tp`` (D,), ``matched_gt_idx`` (D,), ``fp_reason`` (D,),
+    ``missed`` (M,).
+    """
+    images = _prepare(detections, targets)
+    _check_iou_threshold(iou_threshold, "iou_threshold")
+    if not images:
+        return []
+    # Every image at once: detections by decreasing score, padded to the longest image.
+    orders = [np.argsort(-image.det_scores, kind="stable") for image in images]
+    num_dets = np.array([len(order) for order in orders])
+    num_gt = np.array([len(image.gt_labels) for image in images])
+    B, D, M = len(images), max(int(num_dets.max()), 1), max(int(num_gt.max()), 1)
+    det_boxes = _pad([im.det_boxes[o] for im, o in zip(images, orders)], D, 0.0, (4,))  # (B, D, 4)
+    det_labels = _pad([im.det_labels[o] for im, o in zip(images, orders)], D, -1)  # (B, D)
+    gt_boxes = _pad([im.gt_boxes for im in images], M, 0.0, (4,))  # (B, M, 4)
+    gt_labels = _pad([im.gt_labels for im in images], M, -2)  # (B, M); -2 never equals a detection's
+    pair_valid = (np.arange(D) < num_dets[:, None])[:, :, None] & (np.arange(M) < num_gt[:, None])[:, None, :]
+
+    no_crowd = np.zeros((B, M), bool)
+    iou = _box_iou(det_boxes, gt_boxes, no_crowd)  # (B, D, M)
+    same_class = (det_labels[:, :, None] == gt_labels[:, None, :]) & pair_valid  # (B, D, M)
+    iou_same = np.where(same_class, iou, -1.0)
+    matched = _greedy_match(iou_same, np.array([iou_threshold]), no_crowd[:, None], no_crowd)[:, 0, 0]  # (B, D)
+    tp = matched != UNMATCHED
+    taken = np.zeros((B, M + 1), bool)  # a last column for UNMATCHED to take
+    taken[np.arange(B)[:, None], matched] = True
+
+    threshold = min(iou_threshold, _IOU_CAP)
+    best_same = iou_same.max(-1, initial=-1.0)  # (B, D)
+    best_other = np.where(pair_valid & ~same_class, iou, -1.0).max(-1, initial=-1.0)
+    reason = np.select(
+        [tp, best_same >= threshold, best_other >= threshold, best_same >= LOCALISATION_IOU],
+        [NOT_FP, DUPLICATE, WRONG_CLASS, POOR_LOCALISATION], BACKGROUND_FP)  # (B, D)
+
+    results = []
+    for i, order in enumerate(orders):
+        n = len(order)
+        inverse = np.empty(n, dtype=np.int64)
+        inverse[order] = np.arange(n)  # back to the detections' given order
+        results.append(Classified(
+            tp=torch.from_numpy(tp[i, :n][inverse].copy()),
+            matched_gt_idx=torch.from_numpy(matched[i, :n][inverse].copy()),
+            fp_reason=torch.from_numpy(reason[i, :n][inverse].astype(np.int64)),
+            missed=torch.from_numpy(~taken[i, : num_gt[i]]),
+        ))
+    return results
+
+
+class PrecisionRecall(NamedTuple):
+    """Precision and recall at one setting (one point of a precision-recall curve)."""
+
+    precision: float  # TP / (TP + FP); nan without detections
+    recall: float  # TP / ground truth; nan without ground truth
+    num_tp: int
+    num_fp: int
+    num_gt: int
+
+    @classmethod
+    def of(cls, num_tp: int, num_fp: int, num_gt: int) -> PrecisionRecall:
+        precision = num_tp / (num_tp + num_fp) if num_tp + num_fp else math.nan
+        return cls(precision, num_tp / num_gt if num_gt else math.nan, num_tp, num_fp, num_gt)
+
+
+def precision_recall_at(classified: Classified | Sequence[Classified]) -> PrecisionRecall:
+    """Precision and recall of one image's (or many images') classified detections.
+
+    These are single points, at the thresholds the detections were filtered with; sweeping the
+    score threshold traces the precision-recall curve whose area is AP (``precision_recall``).
+    """
+    items = [classified] if isinstance(classified, Classified) else list(classified)
+    if not all(isinstance(c, Classified) for c in items):
+        raise ValueError("classified: expected a Classified (from classify_detections) or a list of them")
+    return PrecisionRecall.of(sum(c.num_tp for c in items), sum(c.num_fp for c in items),
+                              sum(c.num_gt for c in items))
 
 
 def plot_pr_curves(

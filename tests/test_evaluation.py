@@ -12,9 +12,17 @@ from pycocotools.cocoeval import COCOeval
 
 from retina_lessons.evaluation import (
     AREA_RANGES,
+    BACKGROUND_FP,
+    DUPLICATE,
+    FP_REASONS,
     IOU_THRESHOLDS,
+    NOT_FP,
+    POOR_LOCALISATION,
     RECALL_THRESHOLDS,
     UNMATCHED,
+    WRONG_CLASS,
+    Classified,
+    classify_detections,
     coco_accumulate,
     coco_ap,
     interpolated_ap,
@@ -22,6 +30,7 @@ from retina_lessons.evaluation import (
     match_detections,
     plot_pr_curves,
     precision_recall,
+    precision_recall_at,
 )
 
 matplotlib.use("Agg")
@@ -426,3 +435,88 @@ def test_invalid_inputs_raise_value_error_naming_the_argument():
         coco_ap(det, tgt, max_dets=(0, 10))
     with pytest.raises(ValueError, match="precision and recall|recall must have shape"):
         interpolated_ap(torch.ones(3), torch.ones(2))
+
+
+# ----------------------------------------------------------------------------- classify_detections
+
+CIRCLE, SQUARE = 0, 1
+ONE_CIRCLE = {"boxes": torch.tensor([[0.0, 0.0, 10.0, 10.0]]), "labels": torch.tensor([CIRCLE])}
+
+
+def det_dict(boxes, scores, labels):
+    return {"boxes": torch.tensor(boxes, dtype=torch.float32), "scores": torch.tensor(scores),
+            "labels": torch.tensor(labels)}
+
+
+def test_classifier_names_each_kind_of_false_positive_and_the_missed_box():
+    gt = {"boxes": torch.tensor([[0.0, 0.0, 10.0, 10.0], [50.0, 50.0, 60.0, 60.0], [80.0, 0.0, 90.0, 10.0]]),
+          "labels": torch.tensor([CIRCLE, SQUARE, CIRCLE])}
+    det = det_dict([[0, 0, 10, 10],  # circle on the circle: true positive
+                      [0, 0, 10, 9],  # circle on the circle again (IoU 0.9): duplicate
+                      [50, 50, 60, 60],  # circle on the square: wrong class
+                      [80, 0, 83, 10],  # circle on the second circle with IoU 0.3: poor localisation
+                      [30, 30, 40, 40]],  # circle on nothing: background
+                     [0.9, 0.8, 0.7, 0.6, 0.5], [CIRCLE] * 5)
+    (c,) = classify_detections([det], [gt])
+    assert isinstance(c, Classified)
+    assert c.fp_reason.tolist() == [NOT_FP, DUPLICATE, WRONG_CLASS, POOR_LOCALISATION, BACKGROUND_FP]
+    assert c.tp.tolist() == [True, False, False, False, False]
+    assert c.matched_gt_idx.tolist() == [0] + [UNMATCHED] * 4
+    assert c.missed.tolist() == [False, True, True]  # the square and the second circle
+    assert (c.num_tp, c.num_fp, c.num_gt, c.num_missed) == (1, 4, 3, 2)
+    assert [FP_REASONS[r] for r in c.fp_reason.tolist()[1:]] == ["duplicate", "wrong class", "poor localisation",
+                                                                "background"]
+
+
+def test_classifier_ties_in_score_keep_the_given_order():
+    # Two equal scores on one circle: the one given first takes it, whatever their IoUs.
+    det = det_dict([[0, 0, 10, 8], [0, 0, 10, 10]], [0.7, 0.7], [CIRCLE, CIRCLE])
+    (c,) = classify_detections([det], [ONE_CIRCLE])
+    assert c.tp.tolist() == [True, False] and c.fp_reason.tolist() == [NOT_FP, DUPLICATE]
+    assert c.matched_gt_idx.tolist() == match_detections(det["boxes"], det["scores"], ONE_CIRCLE["boxes"]).tolist()
+    # Given in the other order, the other one does.
+    (c,) = classify_detections([det_dict([[0, 0, 10, 10], [0, 0, 10, 8]], [0.7, 0.7], [CIRCLE, CIRCLE])],
+                               [ONE_CIRCLE])
+    assert c.tp.tolist() == [True, False]
+
+
+def test_classifier_iou_exactly_at_the_threshold_matches():
+    det = det_dict([[0, 0, 10, 5], [0, 0, 10, 4]], [0.9, 0.8], [CIRCLE, CIRCLE])  # IoU 0.5 and 0.4
+    (c,) = classify_detections([det], [ONE_CIRCLE], iou_threshold=0.5)
+    assert c.tp.tolist() == [True, False] and c.fp_reason.tolist() == [NOT_FP, POOR_LOCALISATION]
+    (c,) = classify_detections([det_dict([[0, 0, 10, 4]], [0.8], [CIRCLE])], [ONE_CIRCLE], iou_threshold=0.5)
+    assert c.fp_reason.tolist() == [POOR_LOCALISATION] and c.missed.tolist() == [True]
+    # COCO caps the threshold below 1: a perfect box matches at iou_threshold 1.0
+    (c,) = classify_detections([det_dict([[0, 0, 10, 10]], [0.8], [CIRCLE])], [ONE_CIRCLE], iou_threshold=1.0)
+    assert c.tp.tolist() == [True]
+
+
+def test_classifier_over_images_equals_coco_matching_per_class_and_counts():
+    dets, gts = make_dataset(11, num_images=12)
+    classified = classify_detections(dets, gts)
+    assert len(classified) == 12
+    for c, det, gt in zip(classified, dets, gts):
+        for k in torch.unique(torch.cat([det["labels"], gt["labels"]])).tolist():
+            is_det, is_gt = det["labels"] == k, gt["labels"] == k
+            coco = match_detections(det["boxes"][is_det], det["scores"][is_det], gt["boxes"][is_gt])
+            gt_index = torch.nonzero(is_gt).flatten()
+            expected = torch.where(coco >= 0, gt_index[coco.clamp(min=0)], UNMATCHED) if len(gt_index) else coco
+            assert c.matched_gt_idx[is_det].tolist() == expected.tolist()
+        assert c.tp.tolist() == (c.matched_gt_idx != UNMATCHED).tolist()
+        assert c.num_missed == c.num_gt - c.num_tp  # each true positive takes its own box
+    pr = precision_recall_at(classified)
+    num_tp = sum(c.num_tp for c in classified)
+    assert pr.num_gt == sum(len(t["labels"]) for t in gts) and pr.num_tp == num_tp
+    assert pr.precision == pytest.approx(num_tp / sum(len(d["scores"]) for d in dets))
+
+
+def test_classifier_bad_input_raises():
+    det = det_dict([[0, 0, 10, 10]], [0.9], [CIRCLE])
+    with pytest.raises(ValueError, match="iou_threshold"):
+        classify_detections([det], [ONE_CIRCLE], iou_threshold=1.5)
+    with pytest.raises(ValueError, match="targets"):
+        classify_detections([det, det], [ONE_CIRCLE])
+    with pytest.raises(ValueError, match=r"detections\[0\]\['boxes'\]"):
+        classify_detections([det_dict([[10, 0, 0, 10]], [0.9], [CIRCLE])], [ONE_CIRCLE])
+    with pytest.raises(ValueError, match="classified"):
+        precision_recall_at([det])

@@ -9,27 +9,23 @@ This module lets a student move the three inference knobs (score threshold, NMS 
 detections per image) and watch true positives, false positives, missed objects, precision and
 recall change, on one image and over the whole held-out set.
 
-The computing and drawing behind each control are plain functions, tested without a browser:
+It computes with the library and only caches: the forward pass, postprocessing's two halves
+(:func:`retina_lessons.postprocess.decode_candidates` and :func:`~retina_lessons.postprocess.suppress`)
+and the judging (:func:`retina_lessons.evaluation.classify_detections`):
 
 - :func:`cache_outputs`: the forward pass, run **once** per image; it keeps the raw head outputs
   (``cls_logits (N, K)``, ``box_deltas (N, 4)``) and what decoding needs (anchors, sizes).
 - :func:`filter_detections`: only the postprocessing, the library's
-  :func:`retina_lessons.postprocess.detections_from_outputs` with the given thresholds, boxes
-  mapped back to the original image. For many images, the same in two halves:
-  :func:`decode_candidates` (threshold, top-k per level, decode, clip) and :func:`suppress`
-  (class-aware NMS, top-N), so that candidates decoded once serve every NMS threshold.
+  :func:`~retina_lessons.postprocess.detections_from_outputs` with the given thresholds, boxes
+  mapped back to the original image. For many images, the same in its two halves:
+  :func:`decode_cached` once per image, then :func:`suppress_cached` for each NMS threshold.
 - :func:`cut_detections`: a higher score threshold or a lower cap keeps a prefix of the sorted
   detections, so most slider moves need no postprocessing at all.
-- :func:`classify_detections` (:func:`classify_batch`): COCO's greedy matching, all classes of
-  all images at once, giving true / false positive flags, why each false positive is wrong
-  (duplicate, wrong class, poor localisation, background) and the missed ground truth.
-- :func:`precision_recall_at`: precision and recall of those counts.
-- :func:`draw_predictions`: a static picture of one image's classified detections.
 - :class:`PredictionsExplorer`: ``update(**params)`` re-runs only what the move needs of
-  postprocessing and matching on the cached outputs (milliseconds at the classroom size), moves
-  matplotlib artists over a saved background, writes the labels with Pillow and renders a PNG
-  for an ``ipywidgets.Image``; :meth:`PredictionsExplorer.widget` wires a dropdown and three
-  sliders to it. No ``ipympl`` is needed: it works in JupyterLab 4 with ipywidgets 8 as installed.
+  postprocessing and judging on the cached outputs (milliseconds at the classroom size), moves
+  the outlines of :mod:`.verdicts` over a saved background (:class:`~.canvas.Canvas`), paints the
+  labels of :mod:`.labels` with Pillow and encodes the picture for an ``ipywidgets.Image``;
+  :meth:`PredictionsExplorer.widget` wires a dropdown and three sliders to it.
 
 Taught in ``notebooks/08_inference.ipynb``.
 """
@@ -40,36 +36,43 @@ import math
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torchvision.ops import batched_nms
 
-from ..box_coding import decode_boxes
-from ..boxes import clip_boxes_to_image
-from ..evaluation import UNMATCHED
-from ..postprocess import detections_from_outputs, top_candidates
+from ..evaluation import (
+    FP_REASONS,
+    Classified,
+    PrecisionRecall,
+    classify_detections,
+    precision_recall_at,
+)
+from ..postprocess import Candidates, decode_candidates, detections_from_outputs, suppress
 from ..transform import postprocess_boxes
-from .canvas import png_bytes
+from .canvas import (
+    IMAGE_FORMATS,
+    Canvas,
+    check_choice,
+    coloured,
+    encode_image,
+    error_html,
+    html_table,
+    is_number,
+)
+from .labels import Label, LabelPainter, text_size
+from .verdicts import (
+    FP_COLOUR,
+    MATCH_IOU,
+    TP_COLOUR,
+    PredictionArtists,
+    add_verdict_legend,
+    format_rate,
+    prediction_labels,
+)
 
-MATCH_IOU = 0.5  # COCO's AP50 criterion (and the paper's NMS threshold, a different use of 0.5)
-# Why a false positive is wrong, in the order they are tested (Hoiem et al.'s error types):
-FP_REASONS = ("duplicate", "wrong class", "poor localisation", "background")
-DUPLICATE, WRONG_CLASS, POOR_LOCALISATION, BACKGROUND_FP = range(len(FP_REASONS))
-NOT_FP = -1  # fp_reason of a true positive
-LOCALISATION_IOU = 0.1  # a same-class overlap in [0.1, MATCH_IOU) is a localisation error
-# Okabe-Ito colours, told apart also by readers with a red-green colour deficiency.
-TP_COLOUR = "#009E73"
-FP_COLOUR = "#D55E00"
-MISSED_COLOUR = "#F0E442"
-FOUND_GT_COLOUR = "#FFFFFF"
-MAX_LABELS = 20  # text labels per picture: the missed boxes, then the highest-scoring detections
-LABEL_FONTSIZE = 7.5  # points
 EXPLORER_FONTSIZE = 8.0
-IMAGE_FORMATS = ("png", "jpeg")
-IMAGES_PER_CALL = 16  # images per batched_nms call in suppress
+IMAGES_PER_CALL = 16  # images per suppress call in suppress_cached
 SCORE_RANGE = (0.05, 0.95)  # slider ranges; 0.05 is the paper's threshold
 NMS_RANGE = (0.05, 1.0)
 MAX_DETS_RANGE = (1, 100)
@@ -139,12 +142,8 @@ def cache_outputs(model: nn.Module, images: Sequence[Tensor], batch_size: int = 
 # ----------------------------------------------------------------------------- postprocessing only
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
 def _check_score_thresh(score_thresh) -> None:
-    if not _is_number(score_thresh) or not 0.0 <= score_thresh < 1.0:
+    if not is_number(score_thresh) or not 0.0 <= score_thresh < 1.0:
         raise ValueError(f"score_thresh={score_thresh!r}: expected a number in [0, 1)")
 
 
@@ -155,25 +154,9 @@ def _check_max_dets(max_dets) -> None:
 
 def _check_filter_params(score_thresh, nms_thresh, max_dets) -> None:
     _check_score_thresh(score_thresh)
-    if not _is_number(nms_thresh) or not 0.0 <= nms_thresh <= 1.0:
+    if not is_number(nms_thresh) or not 0.0 <= nms_thresh <= 1.0:
         raise ValueError(f"nms_thresh={nms_thresh!r}: expected an IoU in [0, 1]")
     _check_max_dets(max_dets)
-
-
-@dataclass
-class Candidates:
-    """One image's decoded candidates before NMS (the first half of postprocessing).
-
-    At most ``topk_candidates`` per level of the (anchor, class) pairs scored above `score_thresh`:
-    boxes (C, 4) xyxy in the resized image's pixels, clipped to it; scores (C,); labels (C,).
-    """
-
-    boxes: Tensor
-    scores: Tensor
-    labels: Tensor
-    score_thresh: float
-    image_size: tuple[int, int]
-    original_size: tuple[int, int]
 
 
 def _check_cached(cached: Sequence[CachedOutputs]) -> dict[int, list[int]]:
@@ -186,87 +169,82 @@ def _check_cached(cached: Sequence[CachedOutputs]) -> dict[int, list[int]]:
     return groups
 
 
-def decode_candidates(cached: Sequence[CachedOutputs], score_thresh: float = 0.05) -> list[Candidates]:
-    """Threshold, top-k per level, decode and clip, for many cached images at once (no NMS yet).
+@dataclass
+class CachedCandidates:
+    """One image's decoded candidates before NMS (`postprocess.decode_candidates` at `score_thresh`).
 
-    The same steps, with the library's own pieces (`top_candidates`, `decode_boxes`,
-    `clip_boxes_to_image`), as the first half of `detections_from_outputs`; vectorised over the
-    images that share a padded frame, one call per pyramid level.
+    boxes (C, 4) xyxy in the resized image's pixels, clipped to it; scores (C,); labels (C,);
+    the level order of the decoder.
+    """
+
+    boxes: Tensor
+    scores: Tensor
+    labels: Tensor
+    score_thresh: float
+    num_classes: int
+    image_size: tuple[int, int]
+    original_size: tuple[int, int]
+
+
+def decode_cached(cached: Sequence[CachedOutputs], score_thresh: float = 0.05) -> list[CachedCandidates]:
+    """`postprocess.decode_candidates` for many cached images, split by image to be kept.
+
+    One call per group of images that share a padded frame (and so their anchors).
     """
     _check_score_thresh(score_thresh)
-    out: list[Candidates | None] = [None] * len(cached)
+    out: list[CachedCandidates | None] = [None] * len(cached)
     for indices in _check_cached(cached).values():
         first = cached[indices[0]]
-        cls_logits = torch.stack([cached[i].cls_logits for i in indices])  # (B, N, K)
-        box_deltas = torch.stack([cached[i].box_deltas for i in indices])  # (B, N, 4)
-        sizes = torch.as_tensor([cached[i].image_size for i in indices])  # (B, 2) as (H, W)
-        image_idx, boxes, scores, labels = [], [], [], []
-        start = 0
-        for num in first.num_anchors_per_level:  # the 5 levels
-            level = slice(start, start + num)
-            start += num
-            img, anchor, label, score = top_candidates(cls_logits[:, level], score_thresh, first.topk_candidates)
-            decoded = decode_boxes(box_deltas[:, level][img, anchor], first.anchors_xyxy[level][anchor],
-                                   first.box_weights, first.box_delta_clamp)  # (C_l, 4)
-            boxes.append(clip_boxes_to_image(decoded, sizes[img]))
-            image_idx.append(img)
-            scores.append(score)
-            labels.append(label)
-        image_idx = torch.cat(image_idx)
-        order = torch.sort(image_idx, stable=True).indices  # group by image, levels in order within each
-        counts = torch.bincount(image_idx, minlength=len(indices)).tolist()
-        parts = [torch.cat(x)[order].split(counts) for x in (boxes, scores, labels)]
+        c = decode_candidates(
+            torch.stack([cached[i].cls_logits for i in indices]),  # (B, N, K)
+            torch.stack([cached[i].box_deltas for i in indices]),  # (B, N, 4)
+            first.anchors_xyxy, first.num_anchors_per_level, [cached[i].image_size for i in indices],
+            score_thresh=score_thresh, topk_candidates=first.topk_candidates, box_weights=first.box_weights,
+            box_delta_clamp=first.box_delta_clamp)
+        order = torch.sort(c.image_idx, stable=True).indices  # group by image, levels in order within each
+        counts = torch.bincount(c.image_idx, minlength=len(indices)).tolist()
+        parts = [x[order].split(counts) for x in (c.boxes, c.scores, c.labels)]
         for b, i in enumerate(indices):
-            out[i] = Candidates(parts[0][b], parts[1][b], parts[2][b], float(score_thresh),
-                                cached[i].image_size, cached[i].original_size)
+            out[i] = CachedCandidates(parts[0][b], parts[1][b], parts[2][b], float(score_thresh),
+                                      cached[i].num_classes, cached[i].image_size, cached[i].original_size)
     return out
 
 
-def suppress(candidates: Sequence[Candidates], score_thresh: float = 0.05, nms_thresh: float = 0.5,
-             max_dets: int = 100) -> list[dict[str, Tensor]]:
-    """The second half of postprocessing: class-aware NMS and the best `max_dets` per image.
+def suppress_cached(candidates: Sequence[CachedCandidates], score_thresh: float = 0.05, nms_thresh: float = 0.5,
+                    max_dets: int = 100) -> list[dict[str, Tensor]]:
+    """`postprocess.suppress` of the candidates scored above `score_thresh`, boxes in the original images.
 
-    Keeps the candidates scored above `score_thresh` (at least the threshold they were decoded
-    at: the per-level top-k of a higher threshold keeps exactly these), runs one NMS per (image,
-    class) as `detections_from_outputs` does, and maps the boxes back to each original image.
-    Images go to torchvision's ``batched_nms`` `IMAGES_PER_CALL` at a time: for many boxes it
-    loops over the (image, class) groups scanning every box for each, a cost that grows with the
-    square of the batch.
+    `score_thresh` may be any at least the one the candidates were decoded at: the per-level top-k
+    of a higher threshold keeps exactly these. Images go to ``suppress`` `IMAGES_PER_CALL` at a
+    time: torchvision's ``batched_nms`` loops over the (image, class) groups scanning every box for
+    each, a cost that grows with the square of the batch.
     """
     _check_filter_params(score_thresh, nms_thresh, max_dets)
     out = []
     for start in range(0, len(candidates), IMAGES_PER_CALL):
         chunk = candidates[start : start + IMAGES_PER_CALL]
         for i, c in enumerate(chunk):
-            if not isinstance(c, Candidates):
-                raise ValueError(f"candidates[{start + i}]: expected Candidates, got {type(c).__name__}")
+            if not isinstance(c, CachedCandidates):
+                raise ValueError(f"candidates[{start + i}]: expected CachedCandidates, got {type(c).__name__}")
             if score_thresh < c.score_thresh:
                 raise ValueError(f"score_thresh={score_thresh}: below the {c.score_thresh} the candidates of "
                                  f"image {start + i} were decoded at")
         keep = [c.scores > score_thresh for c in chunk]
-        boxes = torch.cat([c.boxes[k] for c, k in zip(chunk, keep)])  # (C, 4)
-        scores = torch.cat([c.scores[k] for c, k in zip(chunk, keep)])
-        labels = torch.cat([c.labels[k] for c, k in zip(chunk, keep)])
-        image_idx = torch.cat([torch.full((int(k.sum()),), i) for i, k in enumerate(keep)])
-        num_classes = int(labels.max()) + 1 if len(labels) else 1
-        kept = batched_nms(boxes, scores, image_idx * num_classes + labels, nms_thresh)  # by decreasing score
-        kept = kept[torch.sort(image_idx[kept], stable=True).indices]  # by image, score order inside each
-        counts = torch.bincount(image_idx[kept], minlength=len(chunk))
-        first = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(len(kept)) - first[image_idx[kept]]
-        kept = kept[rank < max_dets]
-        counts = torch.bincount(image_idx[kept], minlength=len(chunk)).tolist()
-        detections = [{"boxes": b, "scores": s, "labels": lab} for b, s, lab in
-                      zip(boxes[kept].split(counts), scores[kept].split(counts), labels[kept].split(counts))]
+        flat = Candidates(image_idx=torch.cat([torch.full((int(k.sum()),), i) for i, k in enumerate(keep)]),
+                          boxes=torch.cat([c.boxes[k] for c, k in zip(chunk, keep)]),  # (C, 4)
+                          scores=torch.cat([c.scores[k] for c, k in zip(chunk, keep)]),
+                          labels=torch.cat([c.labels[k] for c, k in zip(chunk, keep)]))
+        detections = suppress(flat, len(chunk), chunk[0].num_classes, nms_thresh=nms_thresh,
+                              detections_per_img=int(max_dets))
         out += postprocess_boxes(detections, [c.image_size for c in chunk], [c.original_size for c in chunk])
     return out
 
 
 def filter_detections_batch(cached: Sequence[CachedOutputs], score_thresh: float = 0.05,
                             nms_thresh: float = 0.5, max_dets: int = 100) -> list[dict[str, Tensor]]:
-    """:func:`filter_detections` for many cached images at once: `decode_candidates`, then `suppress`."""
+    """:func:`filter_detections` for many cached images at once: `decode_cached`, then `suppress_cached`."""
     _check_filter_params(score_thresh, nms_thresh, max_dets)
-    return suppress(decode_candidates(cached, score_thresh), score_thresh, nms_thresh, max_dets)
+    return suppress_cached(decode_cached(cached, score_thresh), score_thresh, nms_thresh, max_dets)
 
 
 def cut_detections(det: dict[str, Tensor], score_thresh: float, max_dets: int) -> dict[str, Tensor]:
@@ -303,414 +281,6 @@ def filter_detections(cached_outputs: CachedOutputs, score_thresh: float = 0.05,
         score_thresh=score_thresh, topk_candidates=c.topk_candidates, nms_thresh=nms_thresh,
         detections_per_img=int(max_dets), box_weights=c.box_weights, box_delta_clamp=c.box_delta_clamp)
     return postprocess_boxes(detection, [c.image_size], [c.original_size])[0]
-
-
-# ----------------------------------------------------------------------------- true / false positives
-
-
-class Classified(NamedTuple):
-    """One image's detections judged against its ground truth (detections in their given order)."""
-
-    tp: Tensor  # (D,) bool: true positive
-    matched_gt_idx: Tensor  # (D,) int64: the ground-truth box taken, or UNMATCHED (-1)
-    fp_reason: Tensor  # (D,) int64: index into FP_REASONS, NOT_FP (-1) for a true positive
-    missed: Tensor  # (M,) bool: ground truth no detection took
-
-    @property
-    def num_tp(self) -> int:
-        return int(self.tp.sum())
-
-    @property
-    def num_fp(self) -> int:
-        return int((~self.tp).sum())
-
-    @property
-    def num_gt(self) -> int:
-        return len(self.missed)
-
-    @property
-    def num_missed(self) -> int:
-        return int(self.missed.sum())
-
-
-def _as_array(value, dtype) -> np.ndarray:
-    if isinstance(value, Tensor):
-        return value.detach().cpu().numpy().astype(dtype, copy=False)
-    return np.asarray(value, dtype=dtype)
-
-
-def _check_target(entry, name: str, keys: tuple[str, ...]) -> tuple[np.ndarray, ...]:
-    """A detections or ground-truth dict -> NumPy arrays (boxes (n, 4) float64, then one (n,) per key)."""
-    if not isinstance(entry, dict):
-        raise ValueError(f"{name}: expected a dict with keys {keys}, got {type(entry).__name__}")
-    missing = [k for k in keys if k not in entry]
-    if missing:
-        raise ValueError(f"{name}: missing keys {missing}; expected {keys}")
-    boxes = _as_array(entry["boxes"], np.float64)
-    if boxes.size == 0:
-        boxes = boxes.reshape(0, 4)
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"{name}['boxes']: expected shape (n, 4), got {boxes.shape}")
-    if ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).any():
-        raise ValueError(f"{name}['boxes']: expected xyxy boxes with x1 <= x2 and y1 <= y2")
-    arrays = [boxes]
-    for key in keys[1:]:
-        value = _as_array(entry[key], np.float64 if key == "scores" else np.int64).reshape(-1)
-        if len(value) != len(boxes):
-            raise ValueError(f"{name}['{key}']: expected {len(boxes)} values, one per box, got {len(value)}")
-        arrays.append(value)
-    return tuple(arrays)
-
-
-def _pad(arrays: list[np.ndarray], width: int, fill, dtype, trailing: tuple = ()) -> np.ndarray:
-    """Stack per-image arrays of different lengths into (B, width, *trailing), padding with `fill`."""
-    out = np.full((len(arrays), width, *trailing), fill, dtype=dtype)
-    for i, a in enumerate(arrays):
-        out[i, : len(a)] = a
-    return out
-
-
-def _iou(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
-    """(B, D, 4) and (B, M, 4) xyxy -> (B, D, M) IoU in float64, 0 where boxes do not overlap (as COCO)."""
-    top_left = np.maximum(boxes1[:, :, None, :2], boxes2[:, None, :, :2])  # (B, D, M, 2)
-    bottom_right = np.minimum(boxes1[:, :, None, 2:], boxes2[:, None, :, 2:])
-    wh = np.clip(bottom_right - top_left, 0.0, None)
-    inter = wh[..., 0] * wh[..., 1]  # (B, D, M)
-    area1 = (boxes1[..., 2] - boxes1[..., 0]) * (boxes1[..., 3] - boxes1[..., 1])  # (B, D)
-    area2 = (boxes2[..., 2] - boxes2[..., 0]) * (boxes2[..., 3] - boxes2[..., 1])  # (B, M)
-    union = area1[:, :, None] + area2[:, None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=inter > 0)
-
-
-def classify_batch(detections: Sequence[dict], targets: Sequence[dict],
-                   iou_threshold: float = MATCH_IOU) -> list[Classified]:
-    """:func:`classify_detections` for many images at once (one loop over detection ranks, not images)."""
-    if not _is_number(iou_threshold) or not 0.0 <= iou_threshold <= 1.0:
-        raise ValueError(f"iou_threshold={iou_threshold!r}: expected an IoU in [0, 1]")
-    if len(detections) != len(targets):
-        raise ValueError(f"detections, targets: expected one target per image, got {len(detections)} "
-                         f"and {len(targets)}")
-    dets = [_check_target(d, f"detections[{i}]", ("boxes", "scores", "labels")) for i, d in enumerate(detections)]
-    gts = [_check_target(t, f"targets[{i}]", ("boxes", "labels")) for i, t in enumerate(targets)]
-    B = len(dets)
-    if B == 0:
-        return []
-    num_dets = np.array([len(d[0]) for d in dets])
-    num_gt = np.array([len(g[0]) for g in gts])
-    D, M = max(int(num_dets.max()), 1), max(int(num_gt.max()), 1)
-    # Visit each image's detections by decreasing score (stable, as COCO's per-class order).
-    orders = [np.argsort(-d[1], kind="stable") for d in dets]
-    det_boxes = _pad([d[0][o] for d, o in zip(dets, orders)], D, 0.0, np.float64, (4,))  # (B, D, 4)
-    det_labels = _pad([d[2][o] for d, o in zip(dets, orders)], D, -1, np.int64)  # (B, D)
-    gt_boxes = _pad([g[0] for g in gts], M, 0.0, np.float64, (4,))  # (B, M, 4)
-    gt_labels = _pad([g[1] for g in gts], M, -2, np.int64)  # (B, M); -2 never equals a label
-    det_valid = np.arange(D)[None, :] < num_dets[:, None]  # (B, D)
-    gt_valid = np.arange(M)[None, :] < num_gt[:, None]  # (B, M)
-
-    iou = _iou(det_boxes, gt_boxes)  # (B, D, M)
-    pair_valid = det_valid[:, :, None] & gt_valid[:, None, :]
-    same_class = (det_labels[:, :, None] == gt_labels[:, None, :]) & pair_valid  # (B, D, M)
-    iou_same = np.where(same_class, iou, -1.0)
-    threshold = min(iou_threshold, 1 - 1e-10)  # COCO's cap: a perfect box still matches at 1.0
-    taken = np.zeros((B, M), dtype=bool)
-    matched = np.full((B, D), UNMATCHED, dtype=np.int64)
-    rows = np.arange(B)
-    for d in range(int(num_dets.max())):  # greedy: rank by rank, every image at once
-        candidate = ~taken & (iou_same[:, d] >= threshold)  # (B, M)
-        # highest IoU; on a tie COCO's loop keeps the last box, hence the reversed argmax
-        best = M - 1 - np.where(candidate, iou_same[:, d], -1.0)[:, ::-1].argmax(-1)  # (B,)
-        found = candidate[rows, best]
-        matched[found, d] = best[found]
-        taken[rows[found], best[found]] = True
-
-    tp = matched != UNMATCHED
-    best_same = iou_same.max(-1, initial=-1.0)  # (B, D)
-    best_other = np.where(pair_valid & ~same_class, iou, -1.0).max(-1, initial=-1.0)
-    reason = np.select(
-        [tp, best_same >= threshold, best_other >= threshold, best_same >= LOCALISATION_IOU],
-        [NOT_FP, DUPLICATE, WRONG_CLASS, POOR_LOCALISATION], BACKGROUND_FP)  # (B, D)
-
-    results = []
-    for i, order in enumerate(orders):
-        n = len(order)
-        inverse = np.empty(n, dtype=np.int64)
-        inverse[order] = np.arange(n)  # back to the detections' given order
-        results.append(Classified(
-            tp=torch.from_numpy(tp[i, :n][inverse].copy()),
-            matched_gt_idx=torch.from_numpy(matched[i, :n][inverse].copy()),
-            fp_reason=torch.from_numpy(reason[i, :n][inverse].astype(np.int64)),
-            missed=torch.from_numpy(~taken[i, : num_gt[i]]),
-        ))
-    return results
-
-
-def classify_detections(det: dict, gt: dict, iou: float = MATCH_IOU) -> Classified:
-    """Judge one image's detections against its ground truth, as COCO's AP50 does.
-
-    Detections are visited by decreasing score; each takes the not-yet-taken ground-truth box
-    of its own class with the highest IoU, if that IoU >= `iou` (a **true positive**); otherwise
-    it is a **false positive**, for the first of these reasons that applies: *duplicate* (a box of
-    its class overlaps enough but was taken by a better-scored detection), *wrong class* (a box
-    of another class overlaps enough), *poor localisation* (a box of its class overlaps by
-    ``LOCALISATION_IOU`` to `iou`), *background*. Ground truth no detection takes is *missed*.
-
-    Args:
-        det: ``boxes`` (D, 4) xyxy, ``scores`` (D,), ``labels`` (D,).
-        gt: ``boxes`` (M, 4) xyxy, ``labels`` (M,); M = 0 is fine (every detection is background).
-        iou: the IoU a match needs.
-    Returns:
-        `Classified`: ``tp`` (D,), ``matched_gt_idx`` (D,), ``fp_reason`` (D,), ``missed`` (M,).
-    """
-    return classify_batch([det], [gt], iou)[0]
-
-
-class PrecisionRecall(NamedTuple):
-    precision: float  # TP / (TP + FP); nan without detections
-    recall: float  # TP / ground truth; nan without ground truth
-    num_tp: int
-    num_fp: int
-    num_gt: int
-
-
-def precision_recall_at(classified: Classified | Sequence[Classified]) -> PrecisionRecall:
-    """Precision and recall of one image's (or many images') classified detections.
-
-    These are single points, at the thresholds the detections were filtered with; sweeping the
-    score threshold traces the precision-recall curve whose area is AP (lesson 09).
-    """
-    items = [classified] if isinstance(classified, Classified) else list(classified)
-    if not all(isinstance(c, Classified) for c in items):
-        raise ValueError("classified: expected a Classified (from classify_detections) or a list of them")
-    num_tp = sum(c.num_tp for c in items)
-    num_fp = sum(c.num_fp for c in items)
-    num_gt = sum(c.num_gt for c in items)
-    precision = num_tp / (num_tp + num_fp) if num_tp + num_fp else math.nan
-    recall = num_tp / num_gt if num_gt else math.nan
-    return PrecisionRecall(precision, recall, num_tp, num_fp, num_gt)
-
-
-# ----------------------------------------------------------------------------- drawing
-
-
-def box_outlines(boxes_xyxy) -> np.ndarray:
-    """(D, 4) xyxy boxes -> (D, 5, 2) closed outlines for a LineCollection."""
-    b = np.asarray(boxes_xyxy, dtype=float).reshape(-1, 4)
-    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
-    return np.stack([np.stack(p, axis=1) for p in ((x1, y1), (x2, y1), (x2, y2), (x1, y2), (x1, y1))], axis=1)
-
-
-def _outline_effect(width: float = 3.5):
-    from matplotlib import patheffects
-
-    return [patheffects.Stroke(linewidth=width, foreground="black"), patheffects.Normal()]
-
-
-def detection_labels(det: dict, classified: Classified, class_names: Sequence[str]) -> list[str]:
-    """ "circle 0.93" for a true positive, "circle 0.41 (duplicate)" for a false positive."""
-    names = [class_names[k] for k in det["labels"].tolist()]
-    labels = []
-    for name, score, reason in zip(names, det["scores"].tolist(), classified.fp_reason.tolist()):
-        suffix = "" if reason == NOT_FP else f" ({FP_REASONS[reason]})"
-        labels.append(f"{name} {score:.2f}{suffix}")
-    return labels
-
-
-class Label(NamedTuple):
-    """A box's text label: anchored at (x, y) in image pixels, above (va "bottom") or below (va "top")."""
-
-    x: float
-    y: float
-    va: str
-    text: str
-    colour: str  # the box's colour, filling the label's background
-
-    @property
-    def text_colour(self) -> str:
-        return "black" if self.colour == MISSED_COLOUR else "white"
-
-
-def prediction_labels(det: dict, gt: dict, classified: Classified, class_names: Sequence[str],
-                      image_height: float, max_labels: int = MAX_LABELS,
-                      text_size: tuple[float, float] | None = None) -> list[Label]:
-    """The labels of a picture: every missed box first (there are few), then detections by score.
-
-    A detection's label sits above its top-left corner, a missed box's below its bottom-left
-    corner; where the image ends there, the label goes just inside the box instead. With
-    ``text_size = (line height, character width)`` in image pixels, a label that would cover an
-    earlier one moves a line further out (labels of near-identical boxes stack).
-    """
-    margin = 0.07 * image_height
-    gt_boxes = np.asarray(gt["boxes"], dtype=float).reshape(-1, 4)
-    gt_labels = np.asarray(gt["labels"]).reshape(-1)
-    missed = classified.missed.numpy()
-    labels = [Label(x1, y2, "bottom" if y2 > image_height - margin else "top", f"missed {class_names[int(k)]}",
-                    MISSED_COLOUR) for (x1, _, _, y2), k in zip(gt_boxes[missed], gt_labels[missed])]
-    boxes = det["boxes"].detach().cpu().numpy().reshape(-1, 4)
-    for (x1, y1, _, _), text, is_tp in zip(boxes, detection_labels(det, classified, class_names),
-                                           classified.tp.tolist()):
-        labels.append(Label(x1, y1, "top" if y1 < margin else "bottom", text, TP_COLOUR if is_tp else FP_COLOUR))
-    labels = labels[:max_labels]
-    return _stack(labels, *text_size, image_height) if text_size is not None else labels
-
-
-def _stack(labels: list[Label], line_height: float, char_width: float, image_height: float,
-           max_moves: int = 4) -> list[Label]:
-    """Move each label that overlaps an earlier one by whole lines, away from its box (then towards it)."""
-    placed: list[tuple[float, float, float, float]] = []  # (x1, y1, x2, y2) in image pixels
-    out = []
-
-    def extent(label: Label, y: float) -> tuple[float, float, float, float]:
-        top = y - line_height if label.va == "bottom" else y
-        return label.x, top, label.x + char_width * len(label.text), top + line_height
-
-    def free(box) -> bool:
-        return all(box[2] <= p[0] or p[2] <= box[0] or box[3] <= p[1] or p[3] <= box[1] for p in placed)
-
-    for label in labels:
-        away = -1.0 if label.va == "bottom" else 1.0  # up for a label above its box, down for one below
-        tries = [label.y + away * k * line_height for k in range(max_moves + 1)]
-        tries += [label.y - away * k * line_height for k in range(1, max_moves + 1)]
-        for y in tries:
-            box = extent(label, y)
-            if box[1] >= 0 and box[3] <= image_height and free(box):
-                label = label._replace(y=y)
-                break
-        placed.append(extent(label, label.y))
-        out.append(label)
-    return out
-
-
-def text_size(ax, image_height: float, fontsize: float) -> tuple[float, float]:
-    """(line height, character width) of labels of `fontsize` points, in image pixels of `ax`."""
-    pixels_per_unit = ax.get_window_extent().height / image_height
-    em = fontsize * ax.figure.dpi / 72  # screen pixels
-    return 1.45 * em / pixels_per_unit, 0.62 * em / pixels_per_unit
-
-
-class PredictionArtists:
-    """The box outlines of classified detections and missed ground truth; `set` moves them in place."""
-
-    def __init__(self, ax, animated: bool = False) -> None:
-        from matplotlib.collections import LineCollection
-
-        self.ax = ax
-        effect = _outline_effect()
-        self.found_gt = LineCollection([], colors=FOUND_GT_COLOUR, linewidths=1.0, linestyles=":",
-                                       animated=animated, zorder=3)
-        self.missed = LineCollection([], colors=MISSED_COLOUR, linewidths=2.0, linestyles=(0, (4, 2.5)),
-                                     animated=animated, zorder=4)
-        self.fp = LineCollection([], colors=FP_COLOUR, linewidths=2.0, animated=animated, zorder=5)
-        self.tp = LineCollection([], colors=TP_COLOUR, linewidths=2.0, animated=animated, zorder=6)
-        for collection in (self.missed, self.fp, self.tp):
-            collection.set_path_effects(effect)
-        for collection in self.artists:
-            ax.add_collection(collection)
-
-    @property
-    def artists(self) -> list:
-        return [self.found_gt, self.missed, self.fp, self.tp]
-
-    def set(self, det: dict, gt: dict, classified: Classified) -> None:
-        boxes = det["boxes"].detach().cpu().numpy().reshape(-1, 4)
-        tp = classified.tp.numpy()
-        gt_boxes = np.asarray(gt["boxes"], dtype=float).reshape(-1, 4)
-        missed = classified.missed.numpy()
-        self.tp.set_segments(list(box_outlines(boxes[tp])))
-        self.fp.set_segments(list(box_outlines(boxes[~tp])))
-        self.missed.set_segments(list(box_outlines(gt_boxes[missed])))
-        self.found_gt.set_segments(list(box_outlines(gt_boxes[~missed])))
-
-
-def draw_labels(ax, labels: Sequence[Label], fontsize: float = 7.5) -> list:
-    """Matplotlib text artists for `labels` (for static pictures; the explorer draws them with PIL).
-
-    The first label is drawn on top of the others (missed boxes, then the best-scored detections).
-    """
-    return [ax.text(label.x, label.y, label.text, fontsize=fontsize, va=label.va, ha="left",
-                    color=label.text_colour, zorder=7 + 1 / (1 + rank), clip_on=True,
-                    bbox={"facecolor": label.colour, "pad": 1.0, "lw": 0, "alpha": 0.9})
-            for rank, label in enumerate(labels)]
-
-
-class LabelPainter:
-    """Draws `Label`s straight onto rendered pixels with Pillow, in matplotlib's DejaVu Sans.
-
-    Matplotlib lays out and rasterises every glyph of every text on each draw (a few ms per
-    label); Pillow's FreeType text costs a fraction of that, which keeps a slider move with
-    dozens of labels within the explorer's time budget.
-    """
-
-    def __init__(self, fontsize: float, dpi: float) -> None:
-        from matplotlib import font_manager
-        from PIL import ImageFont
-
-        self.font = ImageFont.truetype(font_manager.findfont("DejaVu Sans"), max(6, round(fontsize * dpi / 72)))
-
-    def paint(self, picture, labels: Sequence[Label], to_pixels, clip: tuple[float, float, float, float]) -> None:
-        """Draw onto the PIL image `picture`; `to_pixels` maps (N, 2) image coordinates to pixel (col, row)."""
-        from PIL import ImageDraw
-
-        if not labels:
-            return
-        draw = ImageDraw.Draw(picture)
-        points = to_pixels(np.array([(label.x, label.y) for label in labels], dtype=float))
-        left, top, right, bottom = clip
-        for label, (col, row) in reversed(list(zip(labels, points))):  # the first label ends on top
-            anchor = "ld" if label.va == "bottom" else "la"
-            x1, y1, x2, y2 = draw.textbbox((col, row), label.text, font=self.font, anchor=anchor)
-            shift_x = min(0.0, right - x2 - 1)  # keep the label inside the axes
-            if x1 + shift_x > right or y2 < top or y1 > bottom:
-                continue
-            draw.rectangle((x1 + shift_x - 1, y1 - 1, x2 + shift_x + 1, y2 + 1), fill=label.colour)
-            draw.text((col + shift_x, row), label.text, font=self.font, fill=label.text_colour, anchor=anchor)
-
-    def paint_status(self, picture, text: str, centre_x: float, bottom_row: float) -> None:
-        """One line of black text centred at `centre_x`, its descenders on `bottom_row` (pixels)."""
-        from PIL import ImageDraw
-
-        ImageDraw.Draw(picture).text((centre_x, bottom_row), text, font=self.font, fill="black", anchor="md")
-
-
-def _legend(fig, **kwargs) -> None:
-    from matplotlib.lines import Line2D
-
-    effect = _outline_effect()
-    handles = [
-        Line2D([], [], color=TP_COLOUR, lw=2, path_effects=effect, label="true positive"),
-        Line2D([], [], color=FP_COLOUR, lw=2, path_effects=effect, label="false positive"),
-        Line2D([], [], color=MISSED_COLOUR, lw=2, ls=(0, (4, 2.5)), path_effects=effect, label="missed object"),
-        Line2D([], [], color="#808080", lw=1, ls=":", label="object found (ground truth)"),
-    ]
-    options = {"loc": "lower center", "fontsize": 8, "ncols": 2, "framealpha": 1.0}
-    fig.legend(handles=handles, **{**options, **kwargs})
-
-
-def _format(value: float) -> str:
-    return "–" if math.isnan(value) else f"{value:.2f}"
-
-
-def draw_predictions(ax, image: Tensor, det: dict, gt: dict, class_names: Sequence[str],
-                     iou: float = MATCH_IOU, title: str | None = None) -> Classified:
-    """Draw one image with its detections coloured true / false positive and its missed objects dashed.
-
-    A static picture (the explorer keeps the artists and moves them instead); returns the
-    `Classified` detections. Boxes are in the image's own pixels.
-    """
-    classified = classify_detections(det, gt, iou)
-    height, width = image.shape[-2:]
-    ax.imshow(image.detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy(), extent=(0, width, height, 0))
-    ax.set_xlim(0, width)
-    ax.set_ylim(height, 0)
-    PredictionArtists(ax).set(det, gt, classified)
-    draw_labels(ax, prediction_labels(det, gt, classified, class_names, height,
-                                      text_size=text_size(ax, height, LABEL_FONTSIZE)), LABEL_FONTSIZE)
-    pr = precision_recall_at(classified)
-    default = (f"{pr.num_tp} TP, {pr.num_fp} FP, {classified.num_missed} missed: "
-               f"precision {_format(pr.precision)}, recall {_format(pr.recall)}")
-    ax.set_title(title if title is not None else default, fontsize=9.5)
-    ax.set_xlabel("x (pixels)")
-    ax.set_ylabel("y (pixels)")
-    return classified
 
 
 # ----------------------------------------------------------------------------- the explorer
@@ -793,11 +363,7 @@ class PredictionsExplorer:
                  nms_thresh: float | None = None, max_dets: int | None = None, iou: float = MATCH_IOU,
                  set_stats: bool = True, cached: Sequence[CachedOutputs] | None = None, figsize=(5.0, 5.6),
                  dpi: int = 100, image_format: str = "png") -> None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        if image_format not in IMAGE_FORMATS:
-            raise ValueError(f"image_format={image_format!r}: expected one of {IMAGE_FORMATS}")
+        check_choice("image_format", image_format, IMAGE_FORMATS)
         if len(images) == 0 or len(images) != len(targets):
             raise ValueError(f"images, targets: expected the same positive number of each, got {len(images)} "
                              f"and {len(targets)}")
@@ -819,22 +385,21 @@ class PredictionsExplorer:
             raise ValueError(f"cached: expected the outputs of all {len(self.images)} images (from cache_outputs), "
                              f"got {len(cached)}")
         self._cache: list[CachedOutputs | None] = list(cached) if cached is not None else [None] * len(self.images)
-        self._candidates: dict[int, Candidates] = {}  # image -> decoded candidates before NMS
+        self._candidates: dict[int, CachedCandidates] = {}  # image -> decoded candidates before NMS
         self._judged: dict[tuple[float, float], dict[int, _Judged]] = {}  # (nms, iou) -> image -> ...
         self.set_stats = set_stats
         missing = [i for i, c in enumerate(self._cache) if c is None]
         if set_stats and missing:
             self._cache = cache_outputs(model, self.images)
-        self.fig = Figure(figsize=figsize, dpi=dpi)  # outside pyplot: never shown twice in a notebook
-        FigureCanvasAgg(self.fig)
+        self.canvas = Canvas(figsize, dpi)  # outside pyplot: never shown twice in a notebook
+        self.fig = self.canvas.fig
         self.ax = self.fig.add_axes((0.13, 0.19, 0.84, 0.72))
         self.artists = PredictionArtists(self.ax, animated=True)
         self.name_text = self.fig.text(0.55, 0.985, "", ha="center", va="top", fontsize=10)
         self._painter = LabelPainter(fontsize=EXPLORER_FONTSIZE, dpi=dpi)
         self._labels: list[Label] = []
         self._status = ""
-        _legend(self.fig, bbox_to_anchor=(0.5, 0.0))
-        self._backgrounds: dict[int, object] = {}
+        add_verdict_legend(self.fig, bbox_to_anchor=(0.5, 0.0))
         self._shown_image: int | None = None
         self._picture: bytes | None = None
         self.detections: dict[str, Tensor] = {}
@@ -875,7 +440,7 @@ class PredictionsExplorer:
         p = {**self.params, **params}
         p["image"] = self._image_index(p["image"])
         _check_filter_params(p["score_thresh"], p["nms_thresh"], p["max_dets"])
-        if not _is_number(p["iou"]) or not 0.0 < p["iou"] <= 1.0:
+        if not is_number(p["iou"]) or not 0.0 < p["iou"] <= 1.0:
             raise ValueError(f"iou={p['iou']!r}: expected an IoU in (0, 1]")
         p["max_dets"] = int(p["max_dets"])
         return p
@@ -903,12 +468,12 @@ class PredictionsExplorer:
         if stale:
             candidates = self.candidates(stale, p["score_thresh"])
             floor = min(c.score_thresh for c in candidates)
-            detections = suppress(candidates, floor, p["nms_thresh"], cap)
-            classified = classify_batch(detections, [self.targets[i] for i in stale], p["iou"])
+            detections = suppress_cached(candidates, floor, p["nms_thresh"], cap)
+            classified = classify_detections(detections, [self.targets[i] for i in stale], p["iou"])
             store.update((i, _Judged.of(floor, cap, d, c)) for i, d, c in zip(stale, detections, classified))
         return [store[i] for i in indices]
 
-    def candidates(self, indices: Sequence[int], score_thresh: float) -> list[Candidates]:
+    def candidates(self, indices: Sequence[int], score_thresh: float) -> list[CachedCandidates]:
         """Decoded candidates of these images at `score_thresh` or below, decoded once per image.
 
         Decoded at the sliders' lowest threshold (lower only if asked for), so that every NMS threshold
@@ -917,7 +482,7 @@ class PredictionsExplorer:
         floor = min(SCORE_RANGE[0], score_thresh)
         stale = [i for i in indices if i not in self._candidates or self._candidates[i].score_thresh > floor]
         if stale:
-            self._candidates.update(zip(stale, decode_candidates([self.cached(i) for i in stale], floor)))
+            self._candidates.update(zip(stale, decode_cached([self.cached(i) for i in stale], floor)))
         return [self._candidates[i] for i in indices]
 
     def update(self, **params) -> dict:
@@ -939,9 +504,7 @@ class PredictionsExplorer:
             counts = np.array([j.counts(s, n_max) for j in judged])  # (images, 3 + len(FP_REASONS))
             num_tp, num_dets, _ = counts[:, :3].sum(0)
             num_gt = sum(len(t["labels"]) for t in self.targets)
-            self.set_pr = PrecisionRecall(num_tp / num_dets if num_dets else math.nan,
-                                          num_tp / num_gt if num_gt else math.nan,
-                                          int(num_tp), int(num_dets - num_tp), num_gt)
+            self.set_pr = PrecisionRecall.of(int(num_tp), int(num_dets - num_tp), num_gt)
             self.set_fp_reasons = dict(zip(FP_REASONS, counts[:, 3:].sum(0).tolist()))
             current = judged[i]
         else:
@@ -969,7 +532,7 @@ class PredictionsExplorer:
         height, width = self.images[image].shape[-2:]
         self.ax.set_xlim(0, width)  # the artists' transform needs these even when the pixels are cached
         self.ax.set_ylim(height, 0)
-        if image not in self._backgrounds:  # image, axes, name and legend: drawn once per image
+        if not self.canvas.has(image):  # image, axes, name and legend: drawn once per image
             for old in list(self.ax.images):
                 old.remove()
             self.ax.imshow(self.images[image].permute(1, 2, 0).clamp(0, 1).numpy(), extent=(0, width, height, 0),
@@ -979,8 +542,7 @@ class PredictionsExplorer:
             self.ax.set_xlabel("x (pixels)")
             self.ax.set_ylabel("y (pixels)")
             self.name_text.set_text(self.names[image])
-            self.fig.canvas.draw()
-            self._backgrounds[image] = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+            self.canvas.save(image)
         self._shown_image = image
         self.artists.set(self.detections, self.targets[image], self.classified)
         self._labels = prediction_labels(self.detections, self.targets[image], self.classified, self.class_names,
@@ -993,15 +555,10 @@ class PredictionsExplorer:
     def render(self) -> bytes:
         """The current picture as PNG (or JPEG) bytes: saved background, box outlines, then the labels."""
         if self._picture is None:
-            import io
-
             from PIL import Image
 
-            canvas = self.fig.canvas
-            canvas.restore_region(self._backgrounds[self._shown_image])
-            for artist in self.artists.artists:
-                self.fig.draw_artist(artist)
-            picture = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())  # (H, W, 3) uint8
+            pixels = self.canvas.pixels(self._shown_image, self.artists.artists)  # (H, W, 3) uint8
+            picture = Image.fromarray(pixels.copy())
             fig_height = picture.height
 
             def to_pixels(points):  # image coordinates -> (column, row) from the top-left corner
@@ -1011,27 +568,19 @@ class PredictionsExplorer:
             x0, y0, x1, y1 = self.ax.bbox.extents
             self._painter.paint(picture, self._labels, to_pixels, (x0, fig_height - y1, x1, fig_height - y0))
             self._painter.paint_status(picture, self._status, (x0 + x1) / 2, fig_height - y1 - 4)
-            if self.image_format == "png":
-                self._picture = png_bytes(np.asarray(picture))
-            else:
-                buffer = io.BytesIO()
-                picture.save(buffer, format="JPEG", quality=90)
-                self._picture = buffer.getvalue()
+            self._picture = encode_image(np.asarray(picture), self.image_format)
         return self._picture
 
     def table_html(self) -> str:
         """Counts, precision and recall for the image (and the whole set), with the false positives' reasons."""
         n = self.numbers()
         rows = [("this image", n)] + ([(f"all {n['set']['images']} images", n["set"])] if "set" in n else [])
-        head = ("<tr><th></th><th>TP</th><th>FP</th><th>missed</th><th>precision</th><th>recall</th>"
-                + "".join(f"<th>FP: {r}</th>" for r in FP_REASONS) + "</tr>")
-        body = "".join(
-            f"<tr><td><b>{label}</b></td><td style='color:{TP_COLOUR}'><b>{r['tp']}</b></td>"
-            f"<td style='color:{FP_COLOUR}'><b>{r['fp']}</b></td><td>{r['missed']} of {r['num_gt']}</td>"
-            f"<td>{_format(r['precision'])}</td><td>{_format(r['recall'])}</td>"
-            + "".join(f"<td>{r['fp_reasons'][reason]}</td>" for reason in FP_REASONS) + "</tr>"
-            for label, r in rows)
-        return f"<table>{head}{body}</table>"
+        header = ["", "TP", "FP", "missed", "precision", "recall", *(f"FP: {reason}" for reason in FP_REASONS)]
+        return html_table(header, [
+            [label, coloured(str(r["tp"]), TP_COLOUR), coloured(str(r["fp"]), FP_COLOUR),
+             f"{r['missed']} of {r['num_gt']}", format_rate(r["precision"]), format_rate(r["recall"]),
+             *(str(r["fp_reasons"][reason]) for reason in FP_REASONS)]
+            for label, r in rows])
 
     # --- widgets ------------------------------------------------------------------------------
 
@@ -1060,7 +609,7 @@ class PredictionsExplorer:
                 picture.value = self.render()
                 table.value = self.table_html()
             except ValueError as error:  # say what is wrong, keep the last picture
-                message.value = f"<span style='color:{FP_COLOUR}'>{error}</span>"
+                message.value = error_html(error)
 
         for control in (image, score, nms, max_dets):
             control.observe(on_change, names="value")

@@ -1,4 +1,5 @@
-"""Tests for retina_lessons.explorers.predictions: caching, postprocessing, matching, drawing, controls."""
+"""Tests for retina_lessons.explorers.predictions (caching, postprocessing, controls) and the pictures
+of .verdicts it shows, with the judging of retina_lessons.evaluation.classify_detections."""
 
 import math
 
@@ -10,28 +11,32 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from retina_lessons.config import get_config
-from retina_lessons.evaluation import UNMATCHED, match_detections
-from retina_lessons.explorers.predictions import (
+from retina_lessons.evaluation import (
     DUPLICATE,
-    FP_COLOUR,
     FP_REASONS,
-    MISSED_COLOUR,
     NOT_FP,
     POOR_LOCALISATION,
-    TP_COLOUR,
+    UNMATCHED,
     WRONG_CLASS,
+    classify_detections,
+    match_detections,
+    precision_recall_at,
+)
+from retina_lessons.explorers.predictions import (
     PredictionsExplorer,
     cache_outputs,
-    classify_batch,
-    classify_detections,
     cut_detections,
-    decode_candidates,
-    draw_predictions,
+    decode_cached,
     filter_detections,
     filter_detections_batch,
-    precision_recall_at,
+    suppress_cached,
+)
+from retina_lessons.explorers.verdicts import (
+    FP_COLOUR,
+    MISSED_COLOUR,
+    TP_COLOUR,
+    draw_predictions,
     prediction_labels,
-    suppress,
 )
 from retina_lessons.model import RetinaNet
 from retina_lessons.shipped import heldout_shapes
@@ -51,6 +56,11 @@ DET = {"boxes": torch.tensor([[11.0, 11.0, 50.0, 51.0],  # circle 0.9 on the cir
                               [71.0, 69.0, 110.0, 111.0]]),  # square 0.3 on the square: true positive
        "scores": torch.tensor([0.9, 0.8, 0.7, 0.3]),
        "labels": torch.tensor([CIRCLE, SQUARE, CIRCLE, SQUARE])}
+
+
+def judge(det, gt, iou_threshold=0.5):
+    """classify_detections of one image."""
+    return classify_detections([det], [gt], iou_threshold)[0]
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +96,7 @@ def explorer(model, heldout):
 
 
 def test_hand_made_case_all_detections():
-    c = classify_detections(DET, GT)
+    c = judge(DET, GT)
     assert c.tp.tolist() == [True, False, False, True]
     assert c.matched_gt_idx.tolist() == [0, UNMATCHED, UNMATCHED, 1]
     assert c.fp_reason.tolist() == [NOT_FP, WRONG_CLASS, DUPLICATE, NOT_FP]
@@ -98,7 +108,7 @@ def test_hand_made_case_all_detections():
 
 def test_hand_made_case_at_a_high_threshold_misses_the_square():
     det = cut_detections(DET, score_thresh=0.5, max_dets=100)  # the square's 0.3 is cut
-    c = classify_detections(det, GT)
+    c = judge(det, GT)
     assert c.tp.tolist() == [True, False, False]
     assert c.missed.tolist() == [False, True]
     pr = precision_recall_at(c)
@@ -129,19 +139,19 @@ def test_hand_made_case_colours_and_counts():
 def test_poor_localisation_and_background_reasons():
     det = {"boxes": torch.tensor([[10.0, 10.0, 30.0, 30.0], [200.0, 200.0, 220.0, 220.0]]),
            "scores": torch.tensor([0.9, 0.8]), "labels": torch.tensor([CIRCLE, CIRCLE])}
-    c = classify_detections(det, GT)  # IoU 400 / 1600 = 0.25 with the circle; nothing near the other
+    c = judge(det, GT)  # IoU 400 / 1600 = 0.25 with the circle; nothing near the other
     assert c.fp_reason.tolist() == [POOR_LOCALISATION, 3]
     assert c.missed.tolist() == [True, True]
 
 
 def test_no_ground_truth_and_no_detections():
     empty_gt = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
-    c = classify_detections(DET, empty_gt)
+    c = judge(DET, empty_gt)
     assert not c.tp.any() and len(c.missed) == 0
     pr = precision_recall_at(c)
     assert pr.precision == 0.0 and math.isnan(pr.recall)
     none = cut_detections(DET, 0.95, 100)
-    c = classify_detections(none, GT)
+    c = judge(none, GT)
     assert len(c.tp) == 0 and c.missed.tolist() == [True, True]
     assert math.isnan(precision_recall_at(c).precision) and precision_recall_at(c).recall == 0.0
 
@@ -159,7 +169,7 @@ def test_matching_equals_coco_matching_per_class():
         boxes = torch.cat([boxes[:, :2], torch.maximum(boxes[:, 2:], boxes[:, :2] + 1)], 1)
         det = {"boxes": boxes, "scores": torch.rand(D, generator=generator),
                "labels": torch.randint(0, 3, (D,), generator=generator)}
-        c = classify_detections(det, gt)
+        c = judge(det, gt)
         for k in range(3):
             is_det, is_gt = det["labels"] == k, gt["labels"] == k
             coco = match_detections(det["boxes"][is_det], det["scores"][is_det], gt["boxes"][is_gt])
@@ -168,18 +178,18 @@ def test_matching_equals_coco_matching_per_class():
             assert c.matched_gt_idx[is_det].tolist() == expected.tolist()
 
 
-def test_classify_batch_equals_one_image_at_a_time():
+def test_classifying_many_images_equals_one_image_at_a_time():
     dets = [DET, cut_detections(DET, 0.75, 100), cut_detections(DET, 0.99, 100)]
     gts = [GT, GT, {"boxes": GT["boxes"][:1], "labels": GT["labels"][:1]}]
-    for batched, (det, gt) in zip(classify_batch(dets, gts), zip(dets, gts)):
-        alone = classify_detections(det, gt)
+    for batched, (det, gt) in zip(classify_detections(dets, gts), zip(dets, gts)):
+        alone = judge(det, gt)
         for a, b in zip(batched, alone):
             assert torch.equal(a, b)
 
 
 def test_precision_recall_over_images():
-    c1 = classify_detections(DET, GT)  # 2 TP, 2 FP, 2 objects
-    c2 = classify_detections(cut_detections(DET, 0.5, 100), GT)  # 1 TP, 2 FP, 2 objects
+    c1 = judge(DET, GT)  # 2 TP, 2 FP, 2 objects
+    c2 = judge(cut_detections(DET, 0.5, 100), GT)  # 1 TP, 2 FP, 2 objects
     pr = precision_recall_at([c1, c2])
     assert (pr.num_tp, pr.num_fp, pr.num_gt) == (3, 4, 4)
     assert pr.precision == pytest.approx(3 / 7) and pr.recall == pytest.approx(3 / 4)
@@ -203,14 +213,14 @@ def test_filter_detections_equals_detect(model, heldout, cached):
 
 
 def test_candidates_decoded_once_serve_every_nms_and_higher_threshold(cached):
-    candidates = decode_candidates(cached, 0.05)
+    candidates = decode_cached(cached, 0.05)
     for score, nms, max_dets in ((0.05, 0.5, 100), (0.2, 0.3, 10), (0.4, 0.9, 300)):
-        for got, c in zip(suppress(candidates, score, nms, max_dets), cached):
+        for got, c in zip(suppress_cached(candidates, score, nms, max_dets), cached):
             expected = filter_detections(c, score, nms, max_dets)
             for key in ("boxes", "scores", "labels"):
                 assert torch.equal(got[key], expected[key])
     with pytest.raises(ValueError, match="score_thresh=0.01: below the 0.05"):
-        suppress(candidates, 0.01, 0.5, 100)
+        suppress_cached(candidates, 0.01, 0.5, 100)
 
 
 def test_cutting_equals_filtering_again(cached):
@@ -252,13 +262,13 @@ def test_bad_filter_parameters_raise(cached, kwargs, name):
 
 def test_bad_matching_input_raises():
     with pytest.raises(ValueError, match="iou"):
-        classify_detections(DET, GT, iou=1.5)
+        judge(DET, GT, iou_threshold=1.5)
     with pytest.raises(ValueError, match="scores"):
-        classify_detections({"boxes": DET["boxes"], "labels": DET["labels"]}, GT)
+        judge({"boxes": DET["boxes"], "labels": DET["labels"]}, GT)
     with pytest.raises(ValueError, match="labels"):
-        classify_detections(DET, {"boxes": GT["boxes"], "labels": GT["labels"][:1]})
+        judge(DET, {"boxes": GT["boxes"], "labels": GT["labels"][:1]})
     with pytest.raises(ValueError, match="targets"):
-        classify_batch([DET, DET], [GT])
+        classify_detections([DET, DET], [GT])
 
 
 # ----------------------------------------------------------------------------- the explorer
@@ -287,7 +297,7 @@ def test_explorer_numbers_equal_the_plain_functions(explorer, cached, heldout, m
         numbers = explorer.update(**params)
         p = explorer.params
         dets = [filter_detections(c, p["score_thresh"], p["nms_thresh"], p["max_dets"]) for c in cached]
-        classified = classify_batch(dets, [t for _, t in heldout], p["iou"])
+        classified = classify_detections(dets, [t for _, t in heldout], p["iou"])
         i = p["image"]
         for key in ("boxes", "scores", "labels"):
             assert torch.equal(explorer.detections[key], dets[i][key])
@@ -386,7 +396,7 @@ def test_explorer_reuses_given_outputs(model, heldout, cached):
 
 
 def test_labels_of_overlapping_boxes_stack_instead_of_covering_each_other():
-    c = classify_detections(DET, GT)
+    c = judge(DET, GT)
     plain = prediction_labels(DET, GT, c, CLASS_NAMES, image_height=128)
     assert [label.text for label in plain] == ["circle 0.90", "square 0.80 (wrong class)",
                                                "circle 0.70 (duplicate)", "square 0.30"]
