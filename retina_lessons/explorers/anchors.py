@@ -55,14 +55,15 @@ from .canvas import (
     html_table,
     one_thread,
     outline_effect,
-    stack_labels,
 )
+from .labels import Label, LabelPainter, draw_labels, stack_labels, text_size
 
 STATES = ("positive", "ignored", "negative")
 POSITIVE, IGNORED, NEGATIVE = range(len(STATES))  # state codes: indices into STATES
 # Okabe-Ito colours, told apart also by readers with a red-green colour deficiency.
 STATE_COLOURS = {"positive": "#009E73", "ignored": "#E69F00", "negative": "#56B4E9"}
 GT_COLOUR = "#FFFFFF"
+GT_FONTSIZE = 8.0  # points, the ground-truth names
 LOCATION_COLOUR = "#CC79A7"
 ALL = "all"
 CONVENTIONS = ("torchvision", "centered")
@@ -201,25 +202,30 @@ def _legend(fig_or_ax, **kwargs) -> None:
     add_legend(fig_or_ax, handles, **{"ncols": 3, **kwargs})
 
 
-def draw_ground_truth(ax, gt_boxes: Tensor | np.ndarray, names: Sequence[str] | None = None):
-    """Ground-truth boxes as white outlines with a black rim (visible on any background).
-
-    Returns the outlines (a LineCollection) and the name labels (one Text per box, none without
-    `names`); once the axes' limits are final, :func:`~retina_lessons.explorers.canvas.stack_labels`
-    moves the labels apart.
-    """
-    from matplotlib.collections import LineCollection
-
+def ground_truth_labels(gt_boxes: Tensor | np.ndarray, names: Sequence[str] | None) -> list[Label]:
+    """One name label per box, just inside its top-left corner (none without `names`)."""
     boxes = np.asarray(gt_boxes, dtype=float).reshape(-1, 4)
     if names and len(names) != len(boxes):
         raise ValueError(f"names: expected one per box ({len(boxes)}) or none, got {len(names)}")
-    collection = LineCollection(list(box_outlines(boxes)), colors=GT_COLOUR, linewidths=2.0, zorder=2)
+    return [Label(box[0] + 2, box[1] + 2, "top", name, GT_COLOUR, "black") for box, name in zip(boxes, names or [])]
+
+
+def draw_ground_truth(ax, gt_boxes: Tensor | np.ndarray, names: Sequence[str] | None = None,
+                      image_height: float | None = None) -> list:
+    """Ground-truth boxes as white outlines with a black rim (visible on any background), and their names.
+
+    With `image_height` (the axes' height in data units), names that would cover each other are
+    stacked (:func:`~retina_lessons.explorers.labels.stack_labels`). Returns the artists drawn.
+    """
+    from matplotlib.collections import LineCollection
+
+    labels = ground_truth_labels(gt_boxes, names)
+    collection = LineCollection(list(box_outlines(gt_boxes)), colors=GT_COLOUR, linewidths=2.0, zorder=2)
     collection.set_path_effects(outline_effect())
     ax.add_collection(collection)
-    labels = [ax.text(box[0] + 2, box[1] + 2, name, color="black", fontsize=8, va="top", clip_on=True,
-                      bbox={"facecolor": GT_COLOUR, "alpha": 0.85, "pad": 1, "lw": 0}, zorder=7)
-              for box, name in zip(boxes, names or [])]
-    return collection, labels
+    if image_height is not None:
+        labels = stack_labels(labels, *text_size(ax, image_height, GT_FONTSIZE), image_height)
+    return [collection, *draw_labels(ax, labels, GT_FONTSIZE)]
 
 
 def draw_anchor_state(ax, anchors_xyxy: Tensor, gt_boxes: Tensor, fg_iou: float = FG_IOU,
@@ -246,7 +252,9 @@ def draw_anchor_state(ax, anchors_xyxy: Tensor, gt_boxes: Tensor, fg_iou: float 
     if image is not None:
         height, width = image_extent if image_extent is not None else image.shape[-2:]
         ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy(), extent=(0, width, height, 0))
-    _, labels = draw_ground_truth(ax, gt_boxes, names)
+    else:
+        height = float(max(anchors_xyxy[:, 3].max(), gt_boxes[:, 3].max() if len(gt_boxes) else 0))
+    draw_ground_truth(ax, gt_boxes, names, image_height=float(height))
     low_quality = (matched >= 0) & (best_iou < fg_iou)
     anchors = anchors_xyxy[show].numpy()
     centres = (anchors[:, :2] + anchors[:, 2:]) / 2
@@ -257,7 +265,6 @@ def draw_anchor_state(ax, anchors_xyxy: Tensor, gt_boxes: Tensor, fg_iou: float 
     artists.set(anchors, matched, low_quality, centres, codes, None, title or default_title)
     ax.set_xlabel("x (pixels)")
     ax.set_ylabel("y (pixels)")
-    stack_labels(ax, labels)
     return counts
 
 
@@ -392,6 +399,8 @@ class AnchorExplorer:
         self.ax = self.fig.add_axes((0.11, 0.17, 0.86, 0.74))
         self.artists = AnchorArtists(self.ax, animated=True)
         self._shown_image: int | None = None  # its background (all but the anchors) is saved on the canvas
+        self._labels: dict[int, list[Label]] = {}  # per image: the ground-truth names, laid out once
+        self._painter = LabelPainter(GT_FONTSIZE, dpi)
         self.counts: dict[str, int] = {}
         self.level_counts: dict[str, int] = {}
         self.rows: list[dict] = []  # per anchor drawn at a single location: shape, IoU, state
@@ -569,20 +578,26 @@ class AnchorExplorer:
         ax.imshow(example.image.permute(1, 2, 0).clamp(0, 1).numpy(), extent=(0, width, height, 0),
                   zorder=0)
         ax.set_facecolor("#404040")  # the zero padding of the batch
-        _, labels = draw_ground_truth(ax, example.gt_boxes, example.names)
+        draw_ground_truth(ax, example.gt_boxes)  # the names are painted over the anchors in `render`
         ax.set_xlim(0, padded_w)  # imshow may have moved them
         ax.set_ylim(padded_h, 0)
         ax.set_xlabel("x (pixels, resized image)")
         ax.set_ylabel("y (pixels)")
         if not self.fig.legends:
             _legend(self.fig, bbox_to_anchor=(0.5, 0.0))
-        stack_labels(ax, labels)
-        self.canvas.save(image, overlay=labels)  # the names stay readable over the anchors
+        self._labels[image] = stack_labels(ground_truth_labels(example.gt_boxes, example.names),
+                                           *text_size(ax, padded_h, GT_FONTSIZE), padded_h)
+        self.canvas.save(image)
 
     def render(self) -> bytes:
         """The current picture as PNG (or JPEG) bytes: saved background + the anchors on top."""
         if self._png is None:
-            self._png = encode_image(self.canvas.pixels(self._shown_image, self.artists.artists), self.image_format)
+            from PIL import Image
+
+            pixels = self.canvas.pixels(self._shown_image, self.artists.artists)  # (H, W, 3) uint8
+            picture = Image.fromarray(pixels.copy())
+            self._painter.paint_in_axes(picture, self.ax, self._labels[self._shown_image])  # names on top
+            self._png = encode_image(np.asarray(picture), self.image_format)
         return self._png
 
     def table_html(self) -> str:

@@ -6,8 +6,7 @@ is drawn once per background and its pixels are saved; an update restores those 
 moving artists over them and encodes the result for an ``ipywidgets.Image``. No ``ipympl`` is
 needed: it works in JupyterLab 4 with ipywidgets 8 as installed.
 
-- :class:`Canvas`: the figure, its saved backgrounds and the blitted pixels, with labels kept on top;
-- :func:`stack_labels`: text labels moved apart so that none covers another;
+- :class:`Canvas`: the figure, its saved backgrounds and the blitted pixels;
 - :func:`encode_image`: (H, W, 3) pixels as PNG (:func:`png_bytes`) or JPEG;
 - :func:`box_outlines`, :func:`outline_effect`, :func:`add_legend`: drawing boxes so they show on
   any photo, and the legends' common look;
@@ -109,11 +108,9 @@ def encode_image(pixels: np.ndarray, image_format: str = "png") -> bytes:
 class Canvas:
     """A matplotlib figure outside pyplot, with saved backgrounds to blit the moving artists over.
 
-    ``save(key, overlay)`` draws the whole figure (artists marked animated are left out) and keeps
-    its pixels under `key` (an image index, or None for a single background); the `overlay` artists
-    (labels that must stay readable) are kept apart, as the pixels they cover. ``pixels(key,
-    artists)`` restores the background, draws `artists` on top and the overlay over them, giving
-    (H, W, 3) uint8 pixels.
+    ``save(key)`` draws the whole figure (artists marked animated are left out) and keeps its
+    pixels under `key` (an image index, or None for a single background); ``pixels(key, artists)``
+    restores them and draws `artists` on top, giving (H, W, 3) uint8 pixels.
     """
 
     def __init__(self, figsize: tuple[float, float], dpi: float, **figure_kwargs) -> None:
@@ -122,77 +119,22 @@ class Canvas:
         self.fig = Figure(figsize=figsize, dpi=dpi, **figure_kwargs)
         FigureCanvasAgg(self.fig)
         self._backgrounds: dict[Hashable, object] = {}
-        self._overlays: dict[Hashable, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def has(self, key: Hashable = None) -> bool:
         return key in self._backgrounds
 
-    def _rgb(self) -> np.ndarray:
-        return np.asarray(self.fig.canvas.buffer_rgba())[..., :3]
-
-    def save(self, key: Hashable = None, overlay: Sequence = ()) -> None:
-        """Draw everything that is not animated and keep the pixels as background `key`.
-
-        The `overlay` artists are drawn once more on their own and kept as the pixels they change,
-        to be pasted over the moving artists; they are left hidden in the figure.
-        """
-        for artist in overlay:
-            artist.set_visible(False)
+    def save(self, key: Hashable = None) -> None:
+        """Draw everything that is not animated and keep the pixels as background `key`."""
         self.fig.canvas.draw()
         self._backgrounds[key] = self.fig.canvas.copy_from_bbox(self.fig.bbox)
-        self._overlays.pop(key, None)
-        if overlay:
-            below = self._rgb().copy()
-            for artist in overlay:
-                artist.set_visible(True)
-            self.fig.canvas.draw()
-            above = self._rgb()
-            rows, cols = np.nonzero((above != below).any(axis=-1))
-            self._overlays[key] = (rows, cols, above[rows, cols].copy())
-            for artist in overlay:
-                artist.set_visible(False)
-            self.fig.canvas.restore_region(self._backgrounds[key])
 
     def pixels(self, key: Hashable, artists: Iterable) -> np.ndarray:
-        """Background `key`, `artists` drawn over it, then its overlay: (H, W, 3) uint8.
-
-        Without an overlay this is a view of the canvas' buffer (copy it to keep it).
-        """
+        """Background `key` with `artists` drawn over it: (H, W, 3) uint8 (a view; copy to keep it)."""
         canvas = self.fig.canvas
         canvas.restore_region(self._backgrounds[key])
         for artist in artists:
             self.fig.draw_artist(artist)
-        pixels = self._rgb()
-        if key in self._overlays:
-            rows, cols, values = self._overlays[key]
-            pixels = pixels.copy()
-            pixels[rows, cols] = values
-        return pixels
-
-
-def stack_labels(ax, texts: Sequence, gap: float = 1.0) -> None:
-    """Move text labels apart: from the top of the picture down, a label that would cover one placed
-    before it moves down by its own height (plus `gap` pixels) until it covers none.
-
-    Call it once the axes' limits are final; positions are changed in data coordinates.
-    """
-    if not hasattr(ax.figure.canvas, "get_renderer"):  # a bare Figure(): give it an Agg canvas to measure text
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        FigureCanvasAgg(ax.figure)
-    renderer = ax.figure.canvas.get_renderer()
-    placed = []
-    for text in sorted(texts, key=lambda t: -ax.transData.transform(t.get_position())[1]):
-        box = text.get_window_extent(renderer)
-        for _ in range(len(texts)):  # at most one step past each label placed before
-            hit = [other for other in placed if box.overlaps(other)]
-            if not hit:
-                break
-            step = box.y1 - min(other.y0 for other in hit) + gap  # display pixels, y up
-            x, y = ax.transData.transform(text.get_position())
-            text.set_position(ax.transData.inverted().transform((x, y - step)))
-            box = text.get_window_extent(renderer)
-        placed.append(box)
+        return np.asarray(canvas.buffer_rgba())[..., :3]
 
 
 # ----------------------------------------------------------------------------- drawing

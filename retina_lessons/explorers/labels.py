@@ -12,7 +12,8 @@ lines, so that the earlier (more important) labels stay put and the others stack
 - :class:`LabelPainter`: the same labels painted with Pillow onto rendered pixels, for an explorer
   that redraws them on every slider move.
 
-Used by the predictions explorer (:mod:`retina_lessons.explorers.predictions`, lesson 08).
+Used by the predictions explorer (:mod:`retina_lessons.explorers.predictions`, lesson 08) and the
+anchor explorer's ground-truth names (:mod:`retina_lessons.explorers.anchors`, lesson 05).
 """
 
 from __future__ import annotations
@@ -122,6 +123,17 @@ class LabelPainter:
                 continue
             draw.rectangle((x1 + shift_x - 1, y1 - 1, x2 + shift_x + 1, y2 + 1), fill=label.colour)
             draw.text((col + shift_x, row), label.text, font=self.font, fill=label.text_colour, anchor=anchor)
+
+    def paint_in_axes(self, picture, ax, labels: Sequence[Label]) -> None:
+        """Paint `labels`, placed in `ax`'s data coordinates, onto `picture`, the figure of `ax` rendered."""
+        fig_height = picture.height
+
+        def to_pixels(points):  # data coordinates -> (column, row) from the figure's top-left corner
+            display = ax.transData.transform(points)
+            return np.stack([display[:, 0], fig_height - display[:, 1]], axis=1)
+
+        x0, y0, x1, y1 = ax.bbox.extents
+        self.paint(picture, labels, to_pixels, (x0, fig_height - y1, x1, fig_height - y0))
 
     def paint_status(self, picture, text: str, centre_x: float, bottom_row: float) -> None:
         """One line of black text centred at `centre_x`, its descenders on `bottom_row` (pixels)."""

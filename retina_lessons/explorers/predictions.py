@@ -559,15 +559,9 @@ class PredictionsExplorer:
 
             pixels = self.canvas.pixels(self._shown_image, self.artists.artists)  # (H, W, 3) uint8
             picture = Image.fromarray(pixels.copy())
-            fig_height = picture.height
-
-            def to_pixels(points):  # image coordinates -> (column, row) from the top-left corner
-                display = self.ax.transData.transform(points)
-                return np.stack([display[:, 0], fig_height - display[:, 1]], axis=1)
-
-            x0, y0, x1, y1 = self.ax.bbox.extents
-            self._painter.paint(picture, self._labels, to_pixels, (x0, fig_height - y1, x1, fig_height - y0))
-            self._painter.paint_status(picture, self._status, (x0 + x1) / 2, fig_height - y1 - 4)
+            self._painter.paint_in_axes(picture, self.ax, self._labels)
+            x0, _, x1, y1 = self.ax.bbox.extents
+            self._painter.paint_status(picture, self._status, (x0 + x1) / 2, picture.height - y1 - 4)
             self._picture = encode_image(np.asarray(picture), self.image_format)
         return self._picture
 

@@ -16,7 +16,6 @@ from retina_lessons.explorers.canvas import (
     html_table,
     is_number,
     png_bytes,
-    stack_labels,
 )
 
 
@@ -102,44 +101,3 @@ def test_html_table_keeps_every_header_in_its_own_padded_cell():
 
 def test_error_html_escapes_the_message():
     assert "&lt;b&gt;" in error_html(ValueError("x=<b>: expected a number"))
-
-
-def test_stack_labels_moves_overlapping_labels_apart():
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(3, 3), dpi=80)
-    ax = fig.add_subplot()
-    ax.set_xlim(0, 100)
-    ax.set_ylim(100, 0)
-    texts = [ax.text(10, 10, "flag", va="top"), ax.text(12, 12, "person", va="top"), ax.text(60, 80, "tie")]
-    far = texts[2].get_position()
-    stack_labels(ax, texts)
-    renderer = fig.canvas.get_renderer()
-    boxes = [t.get_window_extent(renderer) for t in texts]
-    assert not any(boxes[i].overlaps(boxes[j]) for i in range(3) for j in range(i + 1, 3))
-    assert texts[0].get_position() == (10, 10)  # the topmost label stays
-    assert texts[1].get_position()[1] > 12  # the one below it moves further down (y grows downwards)
-    assert texts[2].get_position() == far  # a label that covers nothing stays
-
-
-def test_overlay_is_pasted_over_the_moving_artists():
-    canvas = Canvas((2.0, 2.0), dpi=50)
-    ax = canvas.fig.add_axes((0, 0, 1, 1))
-    ax.set_xlim(0, 10)
-    ax.set_ylim(10, 0)
-    label = ax.text(1, 1, "label", va="top", bbox={"facecolor": "white", "pad": 1, "lw": 0}, zorder=5)
-    moving = LineCollection([[[0, 2], [10, 2]]], colors="red", linewidths=8, animated=True)
-    ax.add_collection(moving)
-    canvas.save(None, overlay=[label])
-    assert not label.get_visible()  # kept as pixels, not drawn with the background
-    with_overlay = canvas.pixels(None, [moving]).copy()
-    canvas._overlays.clear()
-    without_overlay = canvas.pixels(None, [moving]).copy()
-    label.set_visible(True)
-    label.set_zorder(10)
-    moving.set_animated(False)
-    canvas.fig.canvas.draw()
-    full = np.asarray(canvas.fig.canvas.buffer_rgba())[..., :3]
-    # The same as the label drawn last, but for a few antialiased pixels at the label's rim.
-    differ = (with_overlay != full).any(axis=-1).mean()
-    assert differ < 0.005 < (without_overlay != full).any(axis=-1).mean()
