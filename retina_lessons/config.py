@@ -147,12 +147,12 @@ class RetinaNetConfig:
             raise ValueError(f"allow_low_quality_matches={self.allow_low_quality_matches!r}: expected True or False")
         _check_numbers("box_weights", self.box_weights, 4, "four positive weights (wx, wy, ww, wh)")
         _check_number("box_delta_clamp", self.box_delta_clamp, 0.0, math.inf, "a positive log-scale limit",
-                      low_open=True)
+                      low_open=True, high_open=True)
         if self.focal_alpha != NO_ALPHA:
             _check_number("focal_alpha", self.focal_alpha, 0.0, 1.0,
                           f"alpha in [0, 1], or {NO_ALPHA} for no weighting")
-        _check_number("focal_gamma", self.focal_gamma, 0.0, math.inf, "gamma >= 0")
-        _check_number("smooth_l1_beta", self.smooth_l1_beta, 0.0, math.inf, "beta >= 0")
+        _check_number("focal_gamma", self.focal_gamma, 0.0, math.inf, "a finite gamma >= 0", high_open=True)
+        _check_number("smooth_l1_beta", self.smooth_l1_beta, 0.0, math.inf, "a finite beta >= 0", high_open=True)
         _check_int("min_size", self.min_size, 1)
         _check_int("max_size", self.max_size, 1)
         _check_int("size_divisible", self.size_divisible, 1)

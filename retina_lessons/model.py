@@ -102,9 +102,9 @@ class RetinaNet(nn.Module):
         a box crossing its image's border is clipped to it, one wholly outside is refused.
         """
         images = check_images(images, dtype=self._dtype())
+        check_resizable(images, self.config.min_size, self.config.max_size)
         targets = check_targets(targets, len(images), self.config.num_classes,
                                 image_sizes=[tuple(image.shape[-2:]) for image in images], dtype=images[0].dtype)
-        check_resizable(images, self.config.min_size, self.config.max_size)
         batch, _, targets = self.preprocess(images, targets)
         cls_logits, box_deltas = self(batch)
         anchors = self.anchors(batch.shape[-2:], batch.dtype, batch.device)
