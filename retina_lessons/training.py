@@ -26,6 +26,7 @@ import argparse
 import math
 import os
 import pickle
+import re
 import tempfile
 import time
 import warnings
@@ -326,6 +327,14 @@ def _is_state_dict(state: object) -> bool:
     return isinstance(state, dict) and bool(state) and all(isinstance(v, Tensor) for v in state.values())
 
 
+def _reason(error: Exception) -> str:
+    """The telling line of torch.load's (often many-line) error."""
+    unpickler = re.search(r"WeightsUnpickler error:\s*(.+)", str(error))
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [repr(error)]
+    line = unpickler.group(1).strip() if unpickler else lines[0]
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """The dict `save_checkpoint` wrote to `path`, or one clear error saying what the file is instead."""
     path = Path(path)
@@ -339,12 +348,12 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise ValueError(f"checkpoint {path} holds objects torch.load(weights_only=True) refuses "
-                         f"({first_line}); {expected}") from error
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise ValueError(f"checkpoint {path} holds what torch.load(weights_only=True) refuses: objects other "
+                         f"than tensors and plain containers, or a pickle not written by torch.save "
+                         f"({_reason(error)}); {expected}") from error
+    except Exception as error:  # torch.load fails on foreign bytes with whatever its parser meets first
         raise ValueError(f"checkpoint {path} cannot be read by torch.load: truncated, or not a PyTorch file "
-                         f"({type(error).__name__}: {error}); {expected}") from error
+                         f"({type(error).__name__}: {_reason(error)}); {expected}") from error
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a training checkpoint; {expected}")
     if _is_state_dict(state):
