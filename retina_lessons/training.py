@@ -346,7 +346,9 @@ def read_checkpoint(path: str | Path) -> dict:
     if path.stat().st_size == 0:
         raise ValueError(f"checkpoint {path} is empty (0 bytes), perhaps from an interrupted copy; {expected}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a foreign pickle before failing on it
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise ValueError(f"checkpoint {path} holds what torch.load(weights_only=True) refuses: objects other "
                          f"than tensors and plain containers, or a pickle not written by torch.save "
