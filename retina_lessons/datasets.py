@@ -5,10 +5,18 @@ classic. Both loaders here give torchvision-style samples: ``image`` float (3, H
 [0, 1] and a target dict with ``boxes`` float32 (M, 4) xyxy in pixels, ``labels`` int64
 (M,) contiguous in [0, K) (names in ``class_names``) and ``image_id``.
 
-Bad annotations are never skipped silently: a box with x2 <= x1 or y2 <= y1, a box
-outside its image, an unknown category or a missing image file raises ``ValueError``
-naming the file and the annotation, or, with ``on_invalid="drop"``, is dropped, counted
-in ``num_dropped`` (reasons in ``dropped``) and reported in one warning.
+Bad annotations are never skipped silently. An entry that is malformed (a key missing or of
+the wrong type, an id that repeats or points nowhere, a box with x2 <= x1 or y2 <= y1 or
+outside its image, an ``iscrowd`` or ``difficult`` that is not 0 or 1, a VOC file whose root
+is not ``<annotation>`` or whose ``<size>`` is not two positive integers) or a missing image
+file raises ``ValueError`` naming the file, the entry (annotation, image or category id and
+index; VOC object index) and the key, or, with ``on_invalid="drop"``, is dropped, counted in
+``num_dropped`` (reasons in ``dropped``) and reported in one warning. An image dropped takes
+its annotations with it, and its entry says how many. What no entry can be dropped for
+always raises: a file that is not JSON (its line is named) or not a COCO object with
+``images``, ``annotations`` and ``categories`` lists, a malformed category, repeated image or
+category ids. Crowd boxes and VOC's difficult objects are skipped on purpose, and counted
+in ``num_crowd`` / ``num_difficult``.
 
 Training uses horizontal flipping only (Section 5.1: "horizontal image flipping is the
 only data augmentation"): :func:`hflip`, and ``hflip_prob`` on the datasets.
@@ -139,6 +147,72 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _crowd_flag(value: object) -> bool | None:
+    """COCO's ``iscrowd`` as written by the exporters: 0/1, true/false or "0"/"1"; None otherwise."""
+    if isinstance(value, bool):
+        return value
+    if _is_int(value) and value in (0, 1):
+        return value == 1
+    if isinstance(value, str) and value.strip() in ("0", "1"):
+        return value.strip() == "1"
+    return None
+
+
+def _read_coco(annotation_file: Path) -> tuple[list, list, list]:
+    """The images, annotations and categories lists of a COCO file, or a ValueError naming what is wrong."""
+    if not annotation_file.is_file():
+        raise FileNotFoundError(f"{annotation_file} not found; expected a COCO instances JSON file")
+    try:
+        coco = json.loads(annotation_file.read_bytes())
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{annotation_file}: not valid JSON: {error.msg} at line {error.lineno}, "
+            f"column {error.colno}"
+        ) from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{annotation_file}: cannot be read as JSON text ({error})") from error
+    expected = "a COCO instances file: an object with images, annotations and categories"
+    if not isinstance(coco, dict):
+        raise ValueError(f"{annotation_file}: holds a JSON {type(coco).__name__}; expected {expected}")
+    lists = []
+    for key in ("images", "annotations", "categories"):
+        if key not in coco:
+            raise ValueError(f"{annotation_file}: no {key!r} key; expected {expected}")
+        if not isinstance(coco[key], list):
+            raise ValueError(
+                f"{annotation_file}: {key!r} is a JSON {type(coco[key]).__name__}; expected a list"
+            )
+        lists.append(coco[key])
+    return tuple(lists)
+
+
+def _read_categories(categories: list, annotation_file: Path) -> list[tuple[int, str]]:
+    """(id, name) of every category, sorted by id. A bad category always raises: labels depend on all."""
+    if not categories:
+        raise ValueError(f"{annotation_file}: 'categories' is empty; expected at least one category")
+    first_index: dict[int, int] = {}
+    for index, category in enumerate(categories):
+        where = f"{annotation_file}: category index {index}"
+        if not isinstance(category, dict):
+            raise ValueError(f"{where}: {category!r}; expected an object with id and name")
+        category_id, name = category.get("id"), category.get("name")
+        if not _is_int(category_id):
+            raise ValueError(f"{where} (name={name!r}): id={category_id!r}; expected an integer id")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{where} (id={category_id}): name={name!r}; expected a non-empty string")
+        if category_id in first_index:
+            raise ValueError(
+                f"{where} ({name!r}): id={category_id} repeats category index "
+                f"{first_index[category_id]}; expected unique category ids"
+            )
+        first_index[category_id] = index
+    return sorted((c["id"], c["name"]) for c in categories)
+
+
 class _DetectionDataset(Dataset):
     """Shared by the loaders: one record per image, image decoding, seeded flipping."""
 
@@ -224,74 +298,127 @@ class CocoDetection(_DetectionDataset):
         super().__init__(hflip_prob, seed)
         self.root, self.annotation_file = Path(root), Path(annotation_file)
         log = _InvalidLog(self.annotation_file, on_invalid)
-        try:
-            coco = json.loads(self.annotation_file.read_text())
-            images, annotations = coco["images"], coco["annotations"]
-            categories = coco["categories"]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
-            raise ValueError(
-                f"{self.annotation_file}: not a COCO annotation file with images, annotations "
-                f"and categories ({error!r})"
-            ) from error
-
-        categories = sorted(categories, key=lambda c: c["id"])
-        self.category_ids = [c["id"] for c in categories]
-        self.class_names = [c["name"] for c in categories]
+        images, annotations, categories = _read_coco(self.annotation_file)
+        if not self.root.is_dir():
+            raise FileNotFoundError(
+                f"root={str(root)!r} is not a folder; expected the folder the file_name entries "
+                f"of {self.annotation_file} are relative to"
+            )
+        categories = _read_categories(categories, self.annotation_file)
+        self.category_ids = [category_id for category_id, _ in categories]
+        self.class_names = [name for _, name in categories]
         label_of = {category_id: label for label, category_id in enumerate(self.category_ids)}
-        if len(label_of) != len(categories):
-            raise ValueError(f"{self.annotation_file}: category ids {self.category_ids} repeat")
 
-        by_image = {image["id"]: [] for image in images}
-        if len(by_image) != len(images):
-            raise ValueError(f"{self.annotation_file}: image ids repeat")
-        sizes = {image["id"]: (image.get("width"), image.get("height")) for image in images}
-        self.num_crowd = 0
-        for index, ann in enumerate(annotations):
-            what = f"annotation id={ann.get('id')} (index {index}, image_id={ann.get('image_id')})"
-            if ann.get("image_id") not in by_image:
-                log.report(what, f"image_id={ann.get('image_id')} is not among the images")
-                continue
-            if ann.get("category_id") not in label_of:
+        # An image dropped with its annotations is one entry in .dropped that counts them.
+        num_annotations: dict[int, int] = {}
+        for ann in annotations:
+            if isinstance(ann, dict) and _is_int(ann.get("image_id")):
+                num_annotations[ann["image_id"]] = num_annotations.get(ann["image_id"], 0) + 1
+
+        # image id -> (path, width, height) of the images kept, in the file's order
+        kept: dict[int, tuple[Path, int, int]] = {}
+        dropped_images: set[int] = set()
+        first_index: dict[int, int] = {}
+        for index, image in enumerate(images):
+            if not isinstance(image, dict):
                 log.report(
-                    what,
-                    f"unknown category_id={ann.get('category_id')}; known: {self.category_ids}",
+                    f"image index {index}",
+                    f"{image!r}; expected an object with id, file_name, width and height",
                 )
                 continue
-            if ann.get("iscrowd", 0) and not include_crowd:
+            image_id, file_name = image.get("id"), image.get("file_name")
+            if not _is_int(image_id):
+                log.report(
+                    f"image index {index} (file_name={file_name!r})",
+                    f"id={image_id!r}; expected an integer image id",
+                )
+                continue
+            if image_id in first_index:  # which image would its annotations belong to?
+                raise ValueError(
+                    f"{self.annotation_file}: image id={image_id} (index {index}) repeats image "
+                    f"index {first_index[image_id]}; expected unique image ids"
+                )
+            first_index[image_id] = index
+            what = f"image id={image_id} ({file_name})"
+            lost = f" ({num_annotations.get(image_id, 0)} annotations dropped with it)"
+            problem = None
+            if not isinstance(file_name, str) or not file_name:
+                what = f"image id={image_id} (index {index})"
+                problem = f"file_name={file_name!r}; expected a file name relative to {self.root}"
+            else:
+                for key in ("width", "height"):
+                    if not _is_int(image.get(key)) or image[key] <= 0:
+                        problem = f"{key}={image.get(key)!r}; expected a positive integer (pixels)"
+                        break
+                else:
+                    if not (self.root / file_name).is_file():
+                        problem = f"image file {self.root / file_name} is missing"
+            if problem is not None:
+                dropped_images.add(image_id)
+                log.report(what, problem + lost)
+            else:
+                kept[image_id] = (self.root / file_name, image["width"], image["height"])
+
+        by_image: dict[int, list] = {image_id: [] for image_id in kept}
+        first_index = {}
+        self.num_crowd = 0
+        for index, ann in enumerate(annotations):
+            if not isinstance(ann, dict):
+                log.report(
+                    f"annotation index {index}",
+                    f"{ann!r}; expected an object with id, image_id, category_id and bbox",
+                )
+                continue
+            ann_id, image_id, category_id = ann.get("id"), ann.get("image_id"), ann.get("category_id")
+            what = f"annotation id={ann_id} (index {index}, image_id={image_id})"
+            if not _is_int(ann_id):
+                log.report(what, f"id={ann_id!r}; expected an integer annotation id")
+                continue
+            if ann_id in first_index:
+                log.report(
+                    what,
+                    f"id={ann_id} repeats annotation index {first_index[ann_id]}; "
+                    "expected unique annotation ids",
+                )
+                continue
+            first_index[ann_id] = index
+            if not _is_int(image_id):
+                log.report(what, f"image_id={image_id!r}; expected an integer image id")
+                continue
+            if image_id in dropped_images:
+                continue  # counted in the entry that dropped its image
+            if image_id not in kept:
+                log.report(what, f"image_id={image_id} is not among the images")
+                continue
+            if not _is_int(category_id) or category_id not in label_of:
+                log.report(
+                    what, f"unknown category_id={category_id!r}; known: {self.category_ids}"
+                )
+                continue
+            crowd = _crowd_flag(ann.get("iscrowd", 0))
+            if crowd is None:
+                log.report(
+                    what, f"iscrowd={ann['iscrowd']!r}; expected 0 or 1 (or true/false, \"0\"/\"1\")"
+                )
+                continue
+            if crowd and not include_crowd:
                 self.num_crowd += 1
                 continue
             bbox = ann.get("bbox")
             if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
-                log.report(what, f"bbox={bbox!r}; expected [x, y, width, height]")
+                log.report(what, f"bbox={bbox!r}; expected [x, y, width, height], four numbers")
                 continue
-            width, height = sizes[ann["image_id"]]
-            if not isinstance(width, int) or not isinstance(height, int):
-                continue  # reported with its image below
+            _, width, height = kept[image_id]
             x, y, w, h = (float(v) for v in bbox)
             box = _check_box([x, y, x + w, y + h], width, height, log, what)
             if box is not None:
-                by_image[ann["image_id"]].append((box, label_of[ann["category_id"]]))
+                by_image[image_id].append((box, label_of[category_id]))
 
-        for image in images:
-            path = self.root / image["file_name"]
-            what = f"image id={image['id']} ({image['file_name']})"
-            if not isinstance(image.get("width"), int) or not isinstance(image.get("height"), int):
-                log.report(what, "width and height are missing; expected integers")
-            elif not path.is_file():
-                num_lost = len(by_image[image["id"]])
-                log.report(
-                    what, f"image file {path} is missing ({num_lost} annotations dropped with it)"
-                )
-            else:
-                found = by_image[image["id"]]
-                self._add(
-                    path,
-                    image["width"],
-                    image["height"],
-                    image["id"],
-                    [box for box, _ in found],
-                    [label for _, label in found],
-                )
+        for image_id, (path, width, height) in kept.items():
+            found = by_image[image_id]
+            self._add(
+                path, width, height, image_id, [box for box, _ in found], [label for _, label in found]
+            )
         self.dropped = log.messages
         log.finish()
 
@@ -325,9 +452,20 @@ class VocDetection(_DetectionDataset):
         include_difficult: bool = False,
     ) -> None:
         super().__init__(hflip_prob, seed)
+        if on_invalid not in ON_INVALID:
+            raise ValueError(f"on_invalid={on_invalid!r}; expected one of {ON_INVALID}")
         self.root = Path(root)
         self.class_names = list(class_names)
-        label_of = {name: label for label, name in enumerate(self.class_names)}
+        if not self.class_names or not all(isinstance(n, str) and n for n in self.class_names):
+            raise ValueError(f"class_names={self.class_names!r}; expected non-empty strings")
+        label_of: dict[str, int] = {}
+        for label, name in enumerate(self.class_names):
+            if name in label_of:
+                raise ValueError(
+                    f"class_names has {name!r} at positions {label_of[name]} and {label}; "
+                    "expected distinct names"
+                )
+            label_of[name] = label
         split_file = self.root / "ImageSets" / "Main" / f"{image_set}.txt"
         if not split_file.is_file():
             raise FileNotFoundError(
@@ -365,40 +503,81 @@ class VocDetection(_DetectionDataset):
         include_difficult: bool,
         log: _InvalidLog,
     ) -> None:
+        """Add the image of one annotation file, or report why it is dropped (one entry)."""
         try:
             tree = ET.parse(xml_file).getroot()
         except ET.ParseError as error:
             log.report("the file", f"not valid XML ({error})")
             return
-        try:
-            width, height = int(tree.findtext("size/width")), int(tree.findtext("size/height"))
-        except (TypeError, ValueError):
-            from PIL import Image
-
-            with Image.open(path) as image:  # reads the header only
-                width, height = image.size
+        except OSError as error:
+            log.report("the file", f"cannot be read ({error})")
+            return
+        if tree.tag != "annotation":
+            log.report("the file", f"root element is <{tree.tag}>; expected a Pascal VOC <annotation>")
+            return
+        size = _image_size(tree, path, log)
+        if size is None:
+            return
+        width, height = size
         boxes, labels = [], []
         for index, obj in enumerate(tree.iter("object")):
             name = (obj.findtext("name") or "").strip()
             what = f"object {index} ({name!r})"
+            if not name:
+                log.report(what, f"has no <name>; expected one of {list(label_of)}")
+                continue
             if name not in label_of:
                 log.report(what, f"unknown class {name!r}; expected one of {list(label_of)}")
                 continue
-            if obj.findtext("difficult", "0").strip() == "1" and not include_difficult:
+            difficult = (obj.findtext("difficult") or "0").strip()
+            if difficult not in ("0", "1"):
+                log.report(what, f"<difficult> is {difficult!r}; expected 0 or 1")
+                continue
+            if difficult == "1" and not include_difficult:
                 self.num_difficult += 1
                 continue
-            try:
-                xmin, ymin, xmax, ymax = (
-                    float(obj.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")
-                )
-            except (TypeError, ValueError):
-                log.report(what, "bndbox needs numeric xmin, ymin, xmax, ymax")
-                continue
-            box = _check_box([xmin - 1, ymin - 1, xmax, ymax], width, height, log, what)
-            if box is not None:
-                boxes.append(box)
-                labels.append(label_of[name])
+            box = []
+            for key in ("xmin", "ymin", "xmax", "ymax"):
+                text = obj.findtext(f"bndbox/{key}")
+                try:
+                    box.append(float(text))
+                except (TypeError, ValueError):
+                    log.report(
+                        what, f"bndbox {key}={text!r}; bndbox needs numeric xmin, ymin, xmax, ymax"
+                    )
+                    break
+            else:
+                xmin, ymin, xmax, ymax = box
+                box = _check_box([xmin - 1, ymin - 1, xmax, ymax], width, height, log, what)
+                if box is not None:
+                    boxes.append(box)
+                    labels.append(label_of[name])
         self._add(path, width, height, image_id, boxes, labels)
+
+
+def _image_size(tree: ET.Element, path: Path, log: _InvalidLog) -> tuple[int, int] | None:
+    """(width, height) from ``<size>``; without a ``<size>``, from the image file's header."""
+    size = tree.find("size")
+    if size is None:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as image:  # reads the header only
+                return image.size
+        except (OSError, UnidentifiedImageError) as error:
+            log.report("the file", f"has no <size> and image file {path} cannot be read ({error})")
+            return None
+    texts = [size.findtext(key) for key in ("width", "height")]
+    try:
+        numbers = [float(text) for text in texts]
+    except (TypeError, ValueError):
+        numbers = []
+    if len(numbers) != 2 or not all(n.is_integer() and n > 0 for n in numbers):
+        log.report(
+            "<size>", f"width={texts[0]!r}, height={texts[1]!r}; expected positive integers (pixels)"
+        )
+        return None
+    return int(numbers[0]), int(numbers[1])
 
 
 # ----------------------------------------------------------------------------- getting the data

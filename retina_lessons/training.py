@@ -8,8 +8,9 @@ the training loss is the focal loss plus the box loss.
 
 `fit` is that loop, written out: batches drawn in a seeded order with seeded flips, warm-up then
 step schedule, SGD (or AdamW), gradient clipping, a progress bar, a `History` of every step,
-callbacks (a live loss plot), atomic checkpoints that resume to exactly the same weights, and a
-clear stop on a non-finite loss. `CLASSROOM_TRAINING` is the schedule that trains the ``CLASSROOM``
+callbacks (a live loss plot), atomic checkpoints that resume to exactly the same weights (and refuse,
+naming the path and the differing fields, a file that is not such a checkpoint or belongs to another
+run), and a clear stop on a non-finite loss. `CLASSROOM_TRAINING` is the schedule that trains the ``CLASSROOM``
 preset from scratch on the synthetic shapes; ``notebooks/07_training.ipynb`` explains every choice.
 
 Command line (writes the detector shipped as ``data/classroom_detector.pt``)::
@@ -24,11 +25,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import pickle
+import re
 import tempfile
 import time
+import warnings
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -267,10 +271,24 @@ class LiveLossPlot:
 # ----------------------------------------------------------------------------- checkpoints
 
 
+# what save_checkpoint writes; a file without these keys is not a training checkpoint
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "step", "rng", "history", "train_config")
+STATE_DICT_ADVICE = "load it with model.load_state_dict(torch.load(path, weights_only=True))"
+
+
+def _model_config(model: nn.Module) -> dict | None:
+    """The model's configuration as a plain dict, if it has one (`RetinaNet.config`)."""
+    config = getattr(model, "config", None)
+    return asdict(config) if is_dataclass(config) and not isinstance(config, type) else None
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler, step: int, history: History,
                     config: TrainConfig) -> Path:
-    """Write everything a resumed run needs, atomically: a crash mid-write never leaves a broken file."""
+    """Write everything a resumed run needs, atomically: a crash mid-write never leaves a broken file.
+
+    The bytes reach the disk (fsync) before the temporary file is renamed over `path`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
@@ -282,21 +300,111 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
         "history": history.state_dict(),
         "train_config": asdict(config),
     }
+    model_config = _model_config(model)
+    if model_config is not None:
+        state["model_config"] = model_config
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
     try:
-        torch.save(state, tmp)
+        with os.fdopen(fd, "wb") as file:
+            torch.save(state, file)
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(tmp, path)  # atomic on POSIX and Windows
+        if hasattr(os, "O_DIRECTORY"):  # POSIX: make the rename itself durable
+            folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
 
 
-def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> tuple[int, History]:
-    """Restore a checkpoint of `save_checkpoint` into fresh objects; returns (step, history)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+def _is_state_dict(state: object) -> bool:
+    """A plain ``model.state_dict()``: a non-empty dict of tensors (the shipped detector is one)."""
+    return isinstance(state, dict) and bool(state) and all(isinstance(v, Tensor) for v in state.values())
+
+
+def _reason(error: Exception) -> str:
+    """The telling line of torch.load's (often many-line) error."""
+    unpickler = re.search(r"WeightsUnpickler error:\s*(.+)", str(error))
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [repr(error)]
+    line = unpickler.group(1).strip() if unpickler else lines[0]
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The dict `save_checkpoint` wrote to `path`, or one clear error saying what the file is instead."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if not path.is_file():
+        raise ValueError(f"checkpoint {path} is a folder; expected a file written by save_checkpoint")
+    expected = "expected a training checkpoint written by save_checkpoint"
+    if path.stat().st_size == 0:
+        raise ValueError(f"checkpoint {path} is empty (0 bytes), perhaps from an interrupted copy; {expected}")
+    try:
+        with warnings.catch_warnings():  # torch warns about a foreign pickle before failing on it
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"checkpoint {path} holds what torch.load(weights_only=True) refuses: objects other "
+                         f"than tensors and plain containers, or a pickle not written by torch.save "
+                         f"({_reason(error)}); {expected}") from error
+    except Exception as error:  # torch.load fails on foreign bytes with whatever its parser meets first
+        raise ValueError(f"checkpoint {path} cannot be read by torch.load: truncated, or not a PyTorch file "
+                         f"({type(error).__name__}: {_reason(error)}); {expected}") from error
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a training checkpoint; {expected}")
+    if _is_state_dict(state):
+        raise ValueError(f"checkpoint {path} is a model state dict ({len(state)} tensors), not a training "
+                         f"checkpoint: {STATE_DICT_ADVICE}")
+    missing = [key for key in CHECKPOINT_KEYS if key not in state]
+    if missing:
+        raise ValueError(f"checkpoint {path} is a dict without {missing} (its keys: {sorted(map(str, state))}); "
+                         f"{expected}")
+    if not isinstance(state["step"], int) or state["step"] < 0:
+        raise ValueError(f"checkpoint {path} has step={state['step']!r}; expected a count of steps >= 0")
+    return state
+
+
+def _holds_state_dict(path: str | Path) -> bool:
+    """Whether `path` holds a plain model state dict (an unreadable file is not one: it may be overwritten)."""
+    try:
+        return _is_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError):
+        return False
+
+
+def _differences(saved: dict, given: dict, skip: tuple[str, ...] = ()) -> list[str]:
+    """'name: checkpoint a, given b' for every field that differs."""
+    absent = "<absent>"
+    return [f"{name}: checkpoint {saved.get(name, absent)!r}, given {given.get(name, absent)!r}"
+            for name in [*given, *(n for n in saved if n not in given)]
+            if name not in skip and saved.get(name, absent) != given.get(name, absent)]
+
+
+def _check_compatible(state: dict, path: Path, model: nn.Module, config: TrainConfig | None) -> None:
+    """Refuse a checkpoint of another model configuration, or (if `config` is given) another training one."""
+    model_config = _model_config(model)
+    if model_config is not None and "model_config" in state:
+        differences = _differences(state["model_config"], model_config)
+        if differences:
+            raise ValueError(f"checkpoint {path} was trained with another model configuration; "
+                             f"differing fields: {'; '.join(differences)}")
+    if config is not None:
+        # `steps` may grow: the schedule and the batches do not depend on it
+        differences = _differences(state["train_config"], asdict(config), skip=("steps",))
+        if differences:
+            raise ValueError(f"checkpoint {path} was trained with another TrainConfig (resuming would mix two "
+                             f"runs); differing fields: {'; '.join(differences)}. Start a new checkpoint file, "
+                             f"or resume with the checkpoint's configuration.")
+
+
+def _restore(state: dict, model: nn.Module, optimizer: torch.optim.Optimizer | None,
+             scheduler: torch.optim.lr_scheduler.LRScheduler | None) -> tuple[int, History]:
     model.load_state_dict(state["model"])
     if optimizer is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -304,6 +412,20 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
         scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"]["torch"])
     return state["step"], History.from_state_dict(state["history"])
+
+
+def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+                    config: TrainConfig | None = None) -> tuple[int, History]:
+    """Restore a checkpoint of `save_checkpoint` into fresh objects; returns (step, history).
+
+    Raises `ValueError` naming the path for a file that is not such a checkpoint (empty, truncated, a
+    plain model state dict, anything else), for a checkpoint of another model configuration, and, when
+    `config` is given, for one trained with another `TrainConfig`. Nothing is changed before those checks.
+    """
+    state = read_checkpoint(path)
+    _check_compatible(state, Path(path), model, config)
+    return _restore(state, model, optimizer, scheduler)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -323,7 +445,10 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
             ``config.steps``, so a run stopped early and resumed equals an uninterrupted one.
         checkpoint: file for checkpoints, written every `checkpoint_every` steps (0: only at the
             end) and kept at the last good state when a loss turns non-finite.
-        resume: continue from `checkpoint` if it exists (model, optimiser, schedule, step, RNG, history).
+        resume: continue from `checkpoint` (model, optimiser, schedule, step, RNG, history). The
+            checkpoint must come from the same model configuration and the same `config` (only
+            ``steps`` may differ) and stop at or before `until`; a checkpoint file that does not exist
+            yet gives a warning, and training starts from step 0.
         callbacks: called as ``callback(step, history)`` after every step (e.g. `LiveLossPlot`).
         progress: show a tqdm progress bar.
     """
@@ -337,10 +462,27 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
     sampler = BatchSampler(len(dataset), config.batch_size, config.hflip_prob, config.seed)
     parameters = [p for p in model.parameters() if p.requires_grad]
 
+    if checkpoint_every < 0:
+        raise ValueError(f"checkpoint_every={checkpoint_every}: expected a number of steps >= 0 (0: only at the end)")
+    if checkpoint is None and (resume or checkpoint_every):
+        given = "resume=True" if resume else f"checkpoint_every={checkpoint_every}"
+        raise ValueError(f"{given} needs checkpoint=, the file to {'resume from' if resume else 'write'}")
+
     start, history = 0, History()
-    if resume and checkpoint is not None and Path(checkpoint).exists():
-        start, history = load_checkpoint(checkpoint, model, optimizer, scheduler)
+    if resume and Path(checkpoint).exists():
+        state = read_checkpoint(checkpoint)
+        _check_compatible(state, Path(checkpoint), model, config)
+        if until < state["step"]:
+            raise ValueError(f"until={until} is below the {state['step']} steps already in checkpoint {checkpoint}; "
+                             f"expected until >= {state['step']} (or a new checkpoint file)")
+        start, history = _restore(state, model, optimizer, scheduler)
     else:
+        if resume:
+            warnings.warn(f"resume=True but checkpoint {checkpoint} does not exist yet: training starts from step 0",
+                          stacklevel=2)
+        elif checkpoint is not None and Path(checkpoint).is_file() and _holds_state_dict(checkpoint):
+            raise ValueError(f"checkpoint {checkpoint} is a model state dict, not a training checkpoint; fit "
+                             "would overwrite it: choose another checkpoint file")
         torch.manual_seed(config.seed)
 
     def save(step: int) -> None:
