@@ -7,7 +7,8 @@ The presets:
   foreground anchors of the whole batch, 100 detections per image, anchors centred in their cell).
 - ``TORCHVISION_V1`` / ``TORCHVISION_V2``: ``retinanet_resnet50_fpn`` and ``retinanet_resnet50_fpn_v2``,
   reproduced exactly (P6 from P5 / C5, L1 / GIoU box loss, GroupNorm heads in v2, torchvision's anchor
-  rounding, 300 detections per image).
+  rounding, 300 detections per image; the backbone's BatchNorm frozen in v1, as it is built with
+  pretrained weights, and trained in v2, which torchvision builds with plain BatchNorm2d in every case).
 - ``CLASSROOM``: a small detector that trains from scratch on the synthetic shapes in minutes on a
   2-core CPU (lesson 07 explains every choice).
 
@@ -174,7 +175,8 @@ class RetinaNetConfig:
 
 
 TORCHVISION_V1 = RetinaNetConfig(p6_from="p5")
-TORCHVISION_V2 = RetinaNetConfig(p6_from="c5", head_norm="group", box_loss="giou")
+# v1 loads its ImageNet backbone with FrozenBatchNorm2d; v2 keeps plain, trainable BatchNorm2d even when pretrained.
+TORCHVISION_V2 = RetinaNetConfig(p6_from="c5", head_norm="group", box_loss="giou", backbone_norm="bn")
 PAPER = RetinaNetConfig(
     num_classes=80,
     p6_from="c5",

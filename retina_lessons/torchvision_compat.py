@@ -1,9 +1,11 @@
 """Reading a torchvision RetinaNet: its settings as a `RetinaNetConfig`, its weights under our names.
 
 Used by `RetinaNet.from_torchvision`. The mapping is written out so a reader can see, line by line,
-which torchvision module each of ours corresponds to. torchvision builds its backbone with plain
-``BatchNorm2d`` when no pretrained weights are loaded; a detector runs those in inference mode, so
-they are copied into `FrozenBatchNorm2d` (the same numbers as torchvision's model in ``eval()``).
+which torchvision module each of ours corresponds to. The backbone's normalisation is read as it is:
+``retinanet_resnet50_fpn`` (v1) uses ``FrozenBatchNorm2d`` when pretrained weights are loaded and plain
+``BatchNorm2d`` without them; ``retinanet_resnet50_fpn_v2`` always uses plain ``BatchNorm2d``, pretrained
+or not. Frozen becomes ``backbone_norm="frozen_bn"``, plain ``"bn"`` (trained, with batch statistics in
+training mode, exactly as torchvision's).
 
 Taught in ``notebooks/03_subnets.ipynb``.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torchvision.models.resnet import Bottleneck
+from torchvision.ops import FrozenBatchNorm2d
 
 from .backbone import TRAINABLE_ORDER
 from .config import RetinaNetConfig
@@ -81,7 +84,7 @@ def config_from_torchvision(tv_model: nn.Module) -> RetinaNetConfig:
     return RetinaNetConfig(
         num_classes=head.classification_head.num_classes,
         backbone=BLOCKS_TO_RESNET[key],
-        backbone_norm="frozen_bn",
+        backbone_norm="frozen_bn" if isinstance(body.bn1, FrozenBatchNorm2d) else "bn",
         trainable_layers=trainable,
         fpn_channels=tv_model.backbone.out_channels,
         p6_from="p5" if fpn.extra_blocks.use_P5 else "c5",
