@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from numbers import Integral, Real
+
+from .validation import check_int, check_number, check_numbers
 
 # The paper's constants (Sections 3.3, 4 and 4.1), named once.
 PRIOR_PROB = 0.01  # pi: initial foreground probability of every anchor
@@ -36,32 +37,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 NUM_LEVELS = 5  # pyramid levels P3-P7, one anchor size each
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
-
-
-def _check_int(name: str, value, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low or (high is not None and value > high):
-        expected = f"an integer in [{low}, {high}]" if high is not None else f"an integer >= {low}"
-        raise ValueError(f"{name}={value!r}: expected {expected}")
-
-
-def _check_number(name: str, value, low: float, high: float, expected: str, *, low_open: bool = False,
-                  high_open: bool = False) -> None:
-    """A real number in the range (NaN never is)."""
-    ok = _is_real(value) and (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
-    if not ok:
-        raise ValueError(f"{name}={value!r}: expected {expected}")
-
-
-def _check_numbers(name: str, values, length: int | None, expected: str, positive: bool = True) -> None:
-    """A tuple or list of finite real numbers (positive ones by default), of `length` if given."""
-    ok = (isinstance(values, (tuple, list)) and len(values) > 0 and (length is None or len(values) == length)
-          and all(_is_real(v) and math.isfinite(v) and (v > 0 or not positive) for v in values))
-    if not ok:
-        raise ValueError(f"{name}={values!r}: expected {expected}")
 
 
 @dataclass(frozen=True)
@@ -125,44 +100,44 @@ class RetinaNetConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {allowed}")
-        _check_int("num_classes", self.num_classes, 1)
-        _check_int("trainable_layers", self.trainable_layers, 0, 5)
-        _check_number("backbone_width", self.backbone_width, 0.0, 1.0, "a channel multiplier in (0, 1]",
+        check_int("num_classes", self.num_classes, 1)
+        check_int("trainable_layers", self.trainable_layers, 0, 5)
+        check_number("backbone_width", self.backbone_width, 0.0, 1.0, "a channel multiplier in (0, 1]",
                       low_open=True)
-        _check_int("fpn_channels", self.fpn_channels, 1)
+        check_int("fpn_channels", self.fpn_channels, 1)
         if self.head_norm == "group" and self.fpn_channels % GROUP_NORM_GROUPS:
             raise ValueError(f"fpn_channels={self.fpn_channels}: expected a multiple of {GROUP_NORM_GROUPS} "
                              f"with head_norm='group' (GroupNorm with {GROUP_NORM_GROUPS} groups)")
-        _check_int("head_convs", self.head_convs, 0)
-        _check_number("prior_prob", self.prior_prob, 0.0, 1.0, "a probability in (0, 1)", low_open=True,
+        check_int("head_convs", self.head_convs, 0)
+        check_number("prior_prob", self.prior_prob, 0.0, 1.0, "a probability in (0, 1)", low_open=True,
                       high_open=True)
-        _check_numbers("anchor_sizes", self.anchor_sizes, NUM_LEVELS,
+        check_numbers("anchor_sizes", self.anchor_sizes, NUM_LEVELS,
                        f"one positive size per pyramid level P3-P7 ({NUM_LEVELS})")
-        _check_numbers("anchor_scales", self.anchor_scales, None, "at least one positive scale")
-        _check_numbers("anchor_ratios", self.anchor_ratios, None, "at least one positive height / width ratio")
-        _check_number("fg_iou", self.fg_iou, 0.0, 1.0, "an IoU in [0, 1]")
-        _check_number("bg_iou", self.bg_iou, 0.0, 1.0, "an IoU in [0, 1]")
+        check_numbers("anchor_scales", self.anchor_scales, None, "at least one positive scale")
+        check_numbers("anchor_ratios", self.anchor_ratios, None, "at least one positive height / width ratio")
+        check_number("fg_iou", self.fg_iou, 0.0, 1.0, "an IoU in [0, 1]")
+        check_number("bg_iou", self.bg_iou, 0.0, 1.0, "an IoU in [0, 1]")
         if self.bg_iou > self.fg_iou:
             raise ValueError(f"bg_iou={self.bg_iou}, fg_iou={self.fg_iou}: expected 0 <= bg_iou <= fg_iou <= 1")
         if not isinstance(self.allow_low_quality_matches, bool):
             raise ValueError(f"allow_low_quality_matches={self.allow_low_quality_matches!r}: expected True or False")
-        _check_numbers("box_weights", self.box_weights, 4, "four positive weights (wx, wy, ww, wh)")
-        _check_number("box_delta_clamp", self.box_delta_clamp, 0.0, math.inf, "a positive log-scale limit",
+        check_numbers("box_weights", self.box_weights, 4, "four positive weights (wx, wy, ww, wh)")
+        check_number("box_delta_clamp", self.box_delta_clamp, 0.0, math.inf, "a positive log-scale limit",
                       low_open=True, high_open=True)
         if self.focal_alpha != NO_ALPHA:
-            _check_number("focal_alpha", self.focal_alpha, 0.0, 1.0,
+            check_number("focal_alpha", self.focal_alpha, 0.0, 1.0,
                           f"alpha in [0, 1], or {NO_ALPHA} for no weighting")
-        _check_number("focal_gamma", self.focal_gamma, 0.0, math.inf, "a finite gamma >= 0", high_open=True)
-        _check_number("smooth_l1_beta", self.smooth_l1_beta, 0.0, math.inf, "a finite beta >= 0", high_open=True)
-        _check_int("min_size", self.min_size, 1)
-        _check_int("max_size", self.max_size, 1)
-        _check_int("size_divisible", self.size_divisible, 1)
-        _check_numbers("image_mean", self.image_mean, 3, "three finite channel means", positive=False)
-        _check_numbers("image_std", self.image_std, 3, "three positive channel standard deviations")
-        _check_number("score_thresh", self.score_thresh, 0.0, 1.0, "a score in [0, 1)", high_open=True)
-        _check_int("topk_candidates", self.topk_candidates, 1)
-        _check_number("nms_thresh", self.nms_thresh, 0.0, 1.0, "an IoU in [0, 1]")
-        _check_int("detections_per_img", self.detections_per_img, 1)
+        check_number("focal_gamma", self.focal_gamma, 0.0, math.inf, "a finite gamma >= 0", high_open=True)
+        check_number("smooth_l1_beta", self.smooth_l1_beta, 0.0, math.inf, "a finite beta >= 0", high_open=True)
+        check_int("min_size", self.min_size, 1)
+        check_int("max_size", self.max_size, 1)
+        check_int("size_divisible", self.size_divisible, 1)
+        check_numbers("image_mean", self.image_mean, 3, "three finite channel means", positive=False)
+        check_numbers("image_std", self.image_std, 3, "three positive channel standard deviations")
+        check_number("score_thresh", self.score_thresh, 0.0, 1.0, "a score in [0, 1)", high_open=True)
+        check_int("topk_candidates", self.topk_candidates, 1)
+        check_number("nms_thresh", self.nms_thresh, 0.0, 1.0, "an IoU in [0, 1]")
+        check_int("detections_per_img", self.detections_per_img, 1)
 
     @property
     def num_anchors(self) -> int:

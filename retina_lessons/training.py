@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from .config import get_config
 from .datasets import hflip
 from .shipped import CLASSROOM_DETECTOR, heldout_shapes
+from .validation import check_int, check_number
 
 # The paper's optimisation (Section 4.1) and Detectron's warm-up.
 MOMENTUM = 0.9
@@ -68,19 +69,26 @@ class TrainConfig:
     seed: int = 0  # seeds the batch order and the flips (and torch's RNG when training starts)
 
     def __post_init__(self) -> None:
+        """Every field checked at construction, naming the field, its value and what is expected."""
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"optimizer={self.optimizer!r}: expected 'sgd' or 'adamw'")
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"steps={self.steps}, batch_size={self.batch_size}: expected positive integers")
-        if self.lr <= 0 or self.warmup_steps < 0 or not 0 < self.warmup_factor <= 1:
-            raise ValueError(f"lr={self.lr}, warmup_steps={self.warmup_steps}, warmup_factor={self.warmup_factor}:"
-                             " expected lr > 0, warmup_steps >= 0, 0 < warmup_factor <= 1")
+        check_int("steps", self.steps, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_number("lr", self.lr, 0.0, math.inf, "a positive, finite learning rate", low_open=True, high_open=True)
+        check_number("momentum", self.momentum, 0.0, 1.0, "a momentum in [0, 1)", high_open=True)
+        check_number("weight_decay", self.weight_decay, 0.0, math.inf, "a finite weight decay >= 0", high_open=True)
+        check_int("warmup_steps", self.warmup_steps, 0)
+        check_number("warmup_factor", self.warmup_factor, 0.0, 1.0, "a factor in (0, 1]", low_open=True)
+        if not isinstance(self.milestones, (tuple, list)) or not all(
+                isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in self.milestones):
+            raise ValueError(f"milestones={self.milestones!r}: expected a tuple of positive step numbers")
         if list(self.milestones) != sorted(self.milestones):
             raise ValueError(f"milestones={self.milestones}: expected increasing steps")
-        if not 0 <= self.hflip_prob <= 1:
-            raise ValueError(f"hflip_prob={self.hflip_prob}: expected a probability in [0, 1]")
-        if self.clip_grad_norm is not None and self.clip_grad_norm <= 0:
-            raise ValueError(f"clip_grad_norm={self.clip_grad_norm}: expected a positive norm or None")
+        if self.clip_grad_norm is not None:
+            check_number("clip_grad_norm", self.clip_grad_norm, 0.0, math.inf, "a positive, finite norm or None",
+                         low_open=True, high_open=True)
+        check_number("hflip_prob", self.hflip_prob, 0.0, 1.0, "a probability in [0, 1]")
+        check_int("seed", self.seed, 0)
 
 
 # The paper's schedule: 90k iterations of 16 images, lr 0.01, /10 at 60k and 80k.

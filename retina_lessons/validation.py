@@ -16,8 +16,10 @@ skipped.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -26,6 +28,40 @@ from torch import Tensor
 # Pixel values beyond these are taken for an image that was not scaled to [0, 1] (e.g. 0..255):
 # a normalised photo stays within [0, 1]; a little over- or undershoot from resampling is fine.
 IMAGE_RANGE_SLACK = (-0.5, 1.5)
+
+
+# ----------------------------------------------------------------------------- settings (numbers)
+
+
+def is_real(value) -> bool:
+    """A real number (Python or NumPy), not a bool."""
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def check_int(name: str, value, low: int, high: int | None = None) -> None:
+    """An integer (not a bool) in [low, high] (no upper bound without `high`)."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low or (high is not None and value > high):
+        expected = f"an integer in [{low}, {high}]" if high is not None else f"an integer >= {low}"
+        raise ValueError(f"{name}={value!r}: expected {expected}")
+
+
+def check_number(name: str, value, low: float, high: float, expected: str, *, low_open: bool = False,
+                  high_open: bool = False) -> None:
+    """A real number in the range (NaN never is)."""
+    ok = is_real(value) and (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
+    if not ok:
+        raise ValueError(f"{name}={value!r}: expected {expected}")
+
+
+def check_numbers(name: str, values, length: int | None, expected: str, positive: bool = True) -> None:
+    """A tuple or list of finite real numbers (positive ones by default), of `length` if given."""
+    ok = (isinstance(values, (tuple, list)) and len(values) > 0 and (length is None or len(values) == length)
+          and all(is_real(v) and math.isfinite(v) and (v > 0 or not positive) for v in values))
+    if not ok:
+        raise ValueError(f"{name}={values!r}: expected {expected}")
+
+
+# ----------------------------------------------------------------------------- images and targets
 
 
 def _describe(value: object) -> str:

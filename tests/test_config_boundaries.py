@@ -78,3 +78,32 @@ def test_every_preset_passes_its_own_checks(name):
 def test_legitimate_edges_pass():
     RetinaNetConfig(fg_iou=0.5, bg_iou=0.5, focal_alpha=-1, focal_gamma=0.0, smooth_l1_beta=0.0, head_convs=0,
                     score_thresh=0.0, nms_thresh=1.0, anchor_ratios=(1.0,), anchor_scales=(1.0,))
+
+
+TRAIN_CASES = [
+    ("steps", 0, "an integer >= 1"),
+    ("steps", 10.5, "an integer >= 1"),
+    ("batch_size", 0, "an integer >= 1"),
+    ("lr", NAN, "a positive, finite learning rate"),
+    ("lr", math.inf, "a positive, finite learning rate"),
+    ("momentum", 1.0, "a momentum in [0, 1)"),
+    ("weight_decay", -1e-4, "a finite weight decay >= 0"),
+    ("warmup_steps", -1, "an integer >= 0"),
+    ("warmup_factor", NAN, "a factor in (0, 1]"),
+    ("milestones", (100.5,), "a tuple of positive step numbers"),
+    ("milestones", 600, "a tuple of positive step numbers"),
+    ("clip_grad_norm", NAN, "a positive, finite norm or None"),
+    ("hflip_prob", NAN, "a probability in [0, 1]"),
+    ("seed", -1, "an integer >= 0"),
+    ("seed", 1.5, "an integer >= 0"),
+]
+
+
+@pytest.mark.parametrize("field, value, words", TRAIN_CASES, ids=[f"{f}={v!r}" for f, v, _ in TRAIN_CASES])
+def test_a_bad_training_field_is_named(field, value, words):
+    from retina_lessons.training import TrainConfig
+
+    with pytest.raises(ValueError) as error:
+        TrainConfig(**{"steps": 10, field: value})
+    message = str(error.value)
+    assert message.startswith(f"{field}=") and words in message, message

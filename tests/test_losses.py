@@ -86,3 +86,35 @@ def test_unknown_options_raise(example):
     with pytest.raises(ValueError, match="loss_type"):
         box_loss(torch.zeros(1, 1, 4), torch.tensor([[0.0, 0, 1, 1]]), torch.zeros(1, 1, dtype=torch.int64),
                  torch.tensor([[[0.0, 0, 1, 1]]]), loss_type="l2")
+
+
+def test_giou_box_loss_decodes_with_the_box_coder_weights():
+    """GIoU compares decoded boxes: decoding must use the same weights as encoding (here 10, 10, 5, 5)."""
+    from torchvision.ops import generalized_box_iou_loss
+
+    from retina_lessons.box_coding import STD_WEIGHTS, decode_boxes
+
+    anchors = torch.tensor([[0.0, 0, 10, 10], [10, 10, 30, 30]])
+    gt_boxes = torch.tensor([[[1.0, 1, 11, 12], [12.0, 8, 28, 33]]])
+    matched = torch.tensor([[0, 1]])
+    deltas = torch.tensor([[[0.5, -0.3, 0.2, 0.1], [-0.2, 0.4, -0.1, 0.3]]])
+    loss = box_loss(deltas, anchors, matched, gt_boxes, loss_type="giou", weights=STD_WEIGHTS)
+    decoded = decode_boxes(deltas[0], anchors, STD_WEIGHTS)
+    expected = generalized_box_iou_loss(decoded, gt_boxes[0], reduction="sum", eps=1e-7) / 2
+    torch.testing.assert_close(loss, expected)
+    unit = box_loss(deltas, anchors, matched, gt_boxes, loss_type="giou")
+    assert not torch.allclose(loss, unit)  # the weights change the decoded boxes
+
+
+@pytest.mark.parametrize("loss_type", ["l1", "smooth_l1", "giou"])
+def test_box_loss_normalisations(loss_type):
+    anchors = torch.tensor([[0.0, 0, 10, 10], [10, 10, 30, 30], [5, 5, 25, 15]])
+    gt_boxes = torch.tensor([[[1.0, 1, 11, 12], [9.0, 11, 31, 28]], [[4.0, 6, 26, 14], [0, 0, 1, 1]]])
+    matched = torch.tensor([[0, 1, BACKGROUND], [BACKGROUND, BACKGROUND, 0]])  # 2 and 1 foreground anchors
+    deltas = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(2)) * 0.1
+    sums = [box_loss(deltas[i : i + 1], anchors, matched[i : i + 1], gt_boxes[i : i + 1], loss_type=loss_type)
+            * int((matched[i] >= 0).sum()) for i in range(2)]  # per image: the sum over its foreground
+    per_image = box_loss(deltas, anchors, matched, gt_boxes, loss_type=loss_type)
+    per_batch = box_loss(deltas, anchors, matched, gt_boxes, loss_type=loss_type, normalization="per_batch")
+    torch.testing.assert_close(per_image, (sums[0] / 2 + sums[1] / 1) / 2)
+    torch.testing.assert_close(per_batch, (sums[0] + sums[1]) / 3)
