@@ -147,6 +147,27 @@ def _check_vector(value, name: str, length: int, dtype) -> np.ndarray:
     return _to_numpy(value, name, (length,), dtype)
 
 
+def _check_finite(value, name: str, length: int, minimum: float | None = None) -> np.ndarray:
+    """A (length,) float vector of finite values (at least `minimum` if given)."""
+    array = _to_numpy(value, name, (length,), np.float64)
+    bad = ~np.isfinite(array) if minimum is None else ~(np.isfinite(array) & (array >= minimum))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        expected = "a finite number" if minimum is None else f"a finite number >= {minimum:g}"
+        raise ValueError(f"{name}[{row}] = {array[row]}: expected {expected}")
+    return array
+
+
+def _check_labels(value, name: str, length: int) -> np.ndarray:
+    """A (length,) vector of integer class ids: floats only with integral values, never truncated."""
+    array = _to_numpy(value, name, (length,), np.float64)
+    bad = ~np.isfinite(array) | (array != np.round(array))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name}[{row}] = {array[row]}: expected an integer class id")
+    return array.astype(np.int64)
+
+
 def _get(entry, key: str, name: str):
     if not isinstance(entry, Mapping):
         raise ValueError(f"{name} must be a dict, got {type(entry).__name__}")
@@ -181,13 +202,13 @@ def _prepare(detections, targets) -> list[_Image]:
         images.append(
             _Image(
                 det_boxes=det_boxes,
-                det_scores=_check_vector(_get(det, "scores", d), f"{d}['scores']", D, np.float64),
-                det_labels=_check_vector(_get(det, "labels", d), f"{d}['labels']", D, np.int64),
+                det_scores=_check_finite(_get(det, "scores", d), f"{d}['scores']", D),
+                det_labels=_check_labels(_get(det, "labels", d), f"{d}['labels']", D),
                 gt_boxes=gt_boxes,
-                gt_labels=_check_vector(_get(tgt, "labels", t), f"{t}['labels']", M, np.int64),
+                gt_labels=_check_labels(_get(tgt, "labels", t), f"{t}['labels']", M),
                 gt_area=_box_area(gt_boxes)
                 if area is None
-                else _check_vector(area, f"{t}['area']", M, np.float64),
+                else _check_finite(area, f"{t}['area']", M, minimum=0.0),
                 gt_crowd=np.zeros(M, bool)
                 if crowd is None
                 else _check_vector(crowd, f"{t}['iscrowd']", M, bool),
@@ -197,14 +218,14 @@ def _prepare(detections, targets) -> list[_Image]:
 
 
 def _check_iou_threshold(value, name: str) -> None:
-    if not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], got {float(value)}")
+    if not 0.0 <= float(value) <= 1.0:  # NaN fails too
+        raise ValueError(f"{name}={float(value)}: expected an IoU threshold in [0, 1]")
 
 
 def _check_max_dets(max_dets) -> tuple[int, ...]:
     max_dets = (max_dets,) if isinstance(max_dets, int) else tuple(max_dets)
-    if not max_dets or any(not isinstance(m, int) or m < 1 for m in max_dets):
-        raise ValueError(f"max_dets must be positive integers, got {max_dets}")
+    if not max_dets or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in max_dets):
+        raise ValueError(f"max_dets={max_dets}: expected one or more positive integers")
     return tuple(sorted(max_dets))
 
 
@@ -431,6 +452,8 @@ def coco_accumulate(
     images = _prepare(detections, targets)
     iou_thresholds = IOU_THRESHOLDS if iou_thresholds is None else iou_thresholds
     iou_thresholds = torch.as_tensor(iou_thresholds, dtype=torch.float64).cpu().reshape(-1).numpy()
+    if len(iou_thresholds) == 0:
+        raise ValueError("iou_thresholds: expected at least one IoU threshold in [0, 1], got none")
     for t in iou_thresholds:
         _check_iou_threshold(t, "iou_thresholds")
     max_dets = _check_max_dets(max_dets)
