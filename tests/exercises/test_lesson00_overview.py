@@ -6,6 +6,8 @@ test_runner.py.
 
 import math
 
+from grading_support import GraderTests
+
 from retina_lessons.anchors import feature_sizes
 from retina_lessons.exercises import lesson00_overview
 
@@ -58,13 +60,7 @@ WRONG = [
 ]
 
 
-def test_every_checker_is_tested(assert_tables_cover):
-    assert_tables_cover(lesson00_overview)
-
-
-def test_checker_accepts_correct_answer(correct_answer, assert_accepts):
-    assert_accepts(*correct_answer)
-
-
-def test_checker_rejects_wrong_answer(wrong_answer, assert_rejects):
-    assert_rejects(*wrong_answer)
+class TestGraders(GraderTests):
+    grader_module = lesson00_overview
+    correct = CORRECT
+    wrong = WRONG

@@ -6,6 +6,7 @@ test_runner.py.
 
 import torch
 import torch.nn.functional as F
+from grading_support import GraderTests
 
 from retina_lessons.backbone import FrozenBatchNorm2d
 from retina_lessons.exercises import lesson01_resnet_taps
@@ -66,13 +67,7 @@ WRONG = [
 ]
 
 
-def test_every_checker_is_tested(assert_tables_cover):
-    assert_tables_cover(lesson01_resnet_taps)
-
-
-def test_checker_accepts_correct_answer(correct_answer, assert_accepts):
-    assert_accepts(*correct_answer)
-
-
-def test_checker_rejects_wrong_answer(wrong_answer, assert_rejects):
-    assert_rejects(*wrong_answer)
+class TestGraders(GraderTests):
+    grader_module = lesson01_resnet_taps
+    correct = CORRECT
+    wrong = WRONG

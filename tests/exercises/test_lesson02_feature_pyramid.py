@@ -8,6 +8,7 @@ test_runner.py.
 import torch
 import torch.nn.functional as F
 import torchvision
+from grading_support import GraderTests
 
 from retina_lessons import exercises, fpn
 from retina_lessons.exercises import lesson02_feature_pyramid
@@ -91,16 +92,10 @@ WRONG = [
 ]
 
 
-def test_every_checker_is_tested(assert_tables_cover):
-    assert_tables_cover(lesson02_feature_pyramid)
-
-
-def test_checker_accepts_correct_answer(correct_answer, assert_accepts):
-    assert_accepts(*correct_answer)
-
-
-def test_checker_rejects_wrong_answer(wrong_answer, assert_rejects):
-    assert_rejects(*wrong_answer)
+class TestGraders(GraderTests):
+    grader_module = lesson02_feature_pyramid
+    correct = CORRECT
+    wrong = WRONG
 
 
 def test_hints_name_the_mistake(capsys):

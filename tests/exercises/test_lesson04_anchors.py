@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from grading_support import GraderTests
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 
 from retina_lessons import anchors
@@ -106,16 +107,10 @@ WRONG = [
 ]
 
 
-def test_every_checker_is_tested(assert_tables_cover):
-    assert_tables_cover(lesson04_anchors)
-
-
-def test_checker_accepts_correct_answer(correct_answer, assert_accepts):
-    assert_accepts(*correct_answer)
-
-
-def test_checker_rejects_wrong_answer(wrong_answer, assert_rejects):
-    assert_rejects(*wrong_answer)
+class TestGraders(GraderTests):
+    grader_module = lesson04_anchors
+    correct = CORRECT
+    wrong = WRONG
 
 
 @pytest.mark.parametrize(

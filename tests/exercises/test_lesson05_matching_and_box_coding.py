@@ -7,6 +7,7 @@ test_runner.py.
 
 import torch
 import torchvision
+from grading_support import GraderTests
 from torchvision.models.detection._utils import BoxCoder
 
 from retina_lessons import box_coding, boxes, exercises
@@ -210,16 +211,10 @@ WRONG = [
 ]
 
 
-def test_every_checker_is_tested(assert_tables_cover):
-    assert_tables_cover(lesson05_matching_and_box_coding)
-
-
-def test_checker_accepts_correct_answer(correct_answer, assert_accepts):
-    assert_accepts(*correct_answer)
-
-
-def test_checker_rejects_wrong_answer(wrong_answer, assert_rejects):
-    assert_rejects(*wrong_answer)
+class TestGraders(GraderTests):
+    grader_module = lesson05_matching_and_box_coding
+    correct = CORRECT
+    wrong = WRONG
 
 
 def test_failure_report_shows_case_values_and_hint(capsys):

@@ -7,6 +7,7 @@ test_runner.py.
 import torch
 import torch.nn.functional as F
 import torchvision
+from grading_support import GraderTests
 
 from retina_lessons import exercises, focal_loss
 from retina_lessons.exercises import lesson06_focal_loss
@@ -94,16 +95,10 @@ WRONG = [
 ]
 
 
-def test_every_checker_is_tested(assert_tables_cover):
-    assert_tables_cover(lesson06_focal_loss)
-
-
-def test_checker_accepts_correct_answer(correct_answer, assert_accepts):
-    assert_accepts(*correct_answer)
-
-
-def test_checker_rejects_wrong_answer(wrong_answer, assert_rejects):
-    assert_rejects(*wrong_answer)
+class TestGraders(GraderTests):
+    grader_module = lesson06_focal_loss
+    correct = CORRECT
+    wrong = WRONG
 
 
 def test_hints_name_the_mistake(capsys):

@@ -5,6 +5,7 @@ test_runner.py.
 """
 
 import torch
+from grading_support import GraderTests
 
 from retina_lessons import datasets
 from retina_lessons.exercises import lesson07_training
@@ -57,13 +58,7 @@ WRONG = [
 ]
 
 
-def test_every_checker_is_tested(assert_tables_cover):
-    assert_tables_cover(lesson07_training)
-
-
-def test_checker_accepts_correct_answer(correct_answer, assert_accepts):
-    assert_accepts(*correct_answer)
-
-
-def test_checker_rejects_wrong_answer(wrong_answer, assert_rejects):
-    assert_rejects(*wrong_answer)
+class TestGraders(GraderTests):
+    grader_module = lesson07_training
+    correct = CORRECT
+    wrong = WRONG

@@ -6,6 +6,7 @@ test_runner.py.
 
 import numpy as np
 import torch
+from grading_support import GraderTests
 
 from retina_lessons import evaluation, exercises
 from retina_lessons.exercises import lesson09_evaluation
@@ -85,16 +86,10 @@ WRONG = [
 ]
 
 
-def test_every_checker_is_tested(assert_tables_cover):
-    assert_tables_cover(lesson09_evaluation)
-
-
-def test_checker_accepts_correct_answer(correct_answer, assert_accepts):
-    assert_accepts(*correct_answer)
-
-
-def test_checker_rejects_wrong_answer(wrong_answer, assert_rejects):
-    assert_rejects(*wrong_answer)
+class TestGraders(GraderTests):
+    grader_module = lesson09_evaluation
+    correct = CORRECT
+    wrong = WRONG
 
 
 def test_hints_name_the_mistake(capsys):

@@ -6,6 +6,7 @@ test_runner.py.
 
 import torch
 import torch.nn.functional as F
+from grading_support import GraderTests
 
 from retina_lessons import focal_loss
 from retina_lessons.exercises import lesson10_ablation
@@ -65,13 +66,7 @@ WRONG = [
 ]
 
 
-def test_every_checker_is_tested(assert_tables_cover):
-    assert_tables_cover(lesson10_ablation)
-
-
-def test_checker_accepts_correct_answer(correct_answer, assert_accepts):
-    assert_accepts(*correct_answer)
-
-
-def test_checker_rejects_wrong_answer(wrong_answer, assert_rejects):
-    assert_rejects(*wrong_answer)
+class TestGraders(GraderTests):
+    grader_module = lesson10_ablation
+    correct = CORRECT
+    wrong = WRONG
