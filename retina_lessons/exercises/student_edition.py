@@ -26,16 +26,16 @@ Lesson authors write exercises in the notebooks' "Exercises" section as follows.
    ``# Your code here`` and ``raise NotImplementedError("Exercise: write my_box_iou")``
    at the same indentation; the signature and the lines above the block stay. A cell may hold
    several blocks (each is replaced); blocks do not nest.
-2. **Check cell**: the next code cell, tagged ``check``, calls one or more checkers
-   of :mod:`retina_lessons.exercises.checks` on the function and ends with the call, so the
-   cell shows True or False::
+2. **Check cell**: the next code cell, tagged ``check``, calls one or more graders
+   of :mod:`retina_lessons.exercises` on the function, through the package name, and ends
+   with the call, so the cell shows True or False::
 
-       checks.check_box_iou(my_box_iou)
+       exercises.check_box_iou(my_box_iou)
 
    Markdown cells may sit between the two (e.g. "Run the next cell to check").
 3. **Self-contained**: an exercise and its check use only their own code plus the
    imports of the notebook's cells tagged ``exercise-setup`` (typically
-   ``import torch`` and ``from retina_lessons.exercises import checks``), or import inside
+   ``import torch`` and ``from retina_lessons import exercises``), or import inside
    themselves. No other cell of the notebook calls the exercise function, so the
    student edition runs top to bottom: the stub only raises when its check runs,
    and the checker turns that into "not implemented yet" and False.
@@ -46,7 +46,8 @@ Lesson authors write exercises in the notebooks' "Exercises" section as follows.
    must report "not implemented yet".
 5. A question that no checker covers (a count, a ratio read off the lesson's own
    results) may still use a solution block in an untagged cell, checked by the
-   lesson's own code. The block must sit inside a function, so that the student
+   lesson's own code (usually ``exercises.check_answer``, see
+   :mod:`retina_lessons.exercises.runner`). The block must sit inside a function, so that the student
    edition's cell only defines a stub; tests/exercises/test_exercises.py checks that, but does
    not run such cells.
 
@@ -85,7 +86,7 @@ DEFAULT_NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION[ \t]*$")
 _END = re.compile(r"^[ \t]*# END SOLUTION[ \t]*$")
 _DEF = re.compile(r"^[ \t]*(?:async[ \t]+)?def[ \t]+(?P<name>\w+)[ \t]*\(")
-_CHECKER_CALL = re.compile(r"\bchecks\.(?P<name>check_\w+)\s*\(")
+_CHECKER_CALL = re.compile(r"\bexercises\.(?P<name>check_\w+)\s*\(")
 
 
 class Exercise(NamedTuple):
@@ -230,7 +231,7 @@ def find_exercises(nb, where: str = "notebook") -> list[Exercise]:
     without an exercise before it or without a checker call, an unknown checker, or an
     exercise function used by another code cell.
     """
-    from retina_lessons.exercises.checks import ALL_CHECKS
+    from retina_lessons.exercises import ALL_CHECKS
 
     known = {f"check_{name}" for name in ALL_CHECKS}
     code = [(i, cell) for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
@@ -260,7 +261,7 @@ def find_exercises(nb, where: str = "notebook") -> list[Exercise]:
         _top_level_functions(check_cell.source, check_here)
         checkers = tuple(m.group("name") for m in _CHECKER_CALL.finditer(check_cell.source))
         if not checkers:
-            raise ValueError(f"{check_here}: expected a call such as checks.check_box_iou(...)")
+            raise ValueError(f"{check_here}: expected a call such as exercises.check_box_iou(...)")
         unknown = sorted(set(checkers) - known)
         if unknown:
             raise ValueError(

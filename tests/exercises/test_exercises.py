@@ -3,8 +3,10 @@ student edition every check says "not implemented yet" instead of raising.
 
 Only the cells of the exercise convention run (``exercise-setup``, ``exercise``, ``check``;
 see retina_lessons/exercises/student_edition.py), in-process and without a kernel, so this is quick;
-the whole notebooks run under nbmake. While no lesson has exercises yet, the same tests run
-on a small example lesson built here, so the convention and its tooling stay tested.
+the whole notebooks run under nbmake. The tests run on every lesson that has tagged exercises
+(all of them, 00 to 10); should none have any, they run on a small example lesson built here
+instead, so the convention and its tooling stay tested. That example is also the template
+lesson authors copy, and is checked on its own.
 """
 
 from pathlib import Path
@@ -61,10 +63,10 @@ def example_lesson():
     nb.cells = [
         new_markdown_cell("## Learning goals\n\n- flatten a head's output per anchor"),
         new_markdown_cell("## Summary\n\nOne row per anchor.\n\n## Exercises"),
-        new_code_cell("from retina_lessons.exercises import checks", metadata={"tags": [SETUP_TAG]}),
+        new_code_cell("from retina_lessons import exercises", metadata={"tags": [SETUP_TAG]}),
         new_code_cell(EXAMPLE_EXERCISE, metadata={"tags": [EXERCISE_TAG]}),
         new_code_cell(
-            "import torch\n\nchecks.check_head_reshape(my_head_reshape)",
+            "import torch\n\nexercises.check_head_reshape(my_head_reshape)",
             metadata={"tags": [CHECK_TAG]},
         ),
     ]

@@ -19,7 +19,7 @@ from retina_lessons.exercises.student_edition import (
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
-SETUP = "import torch\n\nfrom retina_lessons.exercises import checks"
+SETUP = "import torch\n\nfrom retina_lessons import exercises"
 
 BOX_IOU_EXERCISE = '''\
 def my_box_iou(boxes1, boxes2):
@@ -72,7 +72,7 @@ def build_lesson():
         new_markdown_cell("1. Write `my_box_iou`."),
         _tagged(BOX_IOU_EXERCISE, "exercise"),
         new_markdown_cell("Run the next cell to check your answer."),
-        _tagged("checks.check_box_iou(my_box_iou)", "check"),
+        _tagged("exercises.check_box_iou(my_box_iou)", "check"),
         new_markdown_cell("2. Write `my_nms`."),
         _tagged(
             NMS_EXERCISE,
@@ -80,7 +80,7 @@ def build_lesson():
             execution_count=7,
             outputs=[new_output("stream", name="stdout", text="teacher's run\n")],
         ),
-        _tagged("checks.check_nms(my_nms)", "check"),
+        _tagged("exercises.check_nms(my_nms)", "check"),
     ]
     return nb
 
@@ -234,7 +234,7 @@ def _broken(change):
         (lambda cells: cells.pop(9), "the next code cell must be tagged 'check'"),
         (lambda cells: cells.pop(7), "must follow an 'exercise' cell"),
         (
-            lambda cells: setattr(cells[9], "source", "checks.check_boxiou(my_box_iou)"),
+            lambda cells: setattr(cells[9], "source", "exercises.check_boxiou(my_box_iou)"),
             "unknown checker ['check_boxiou']",
         ),
         (lambda cells: setattr(cells[9], "source", "my_box_iou"), "expected a call such as"),
