@@ -66,8 +66,12 @@ import argparse
 import ast
 import copy
 import io
+import json
+import os
 import re
+import shutil
 import sys
+import tempfile
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -85,6 +89,9 @@ DEFAULT_NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION[ \t]*$")
 _END = re.compile(r"^[ \t]*# END SOLUTION[ \t]*$")
+# Anything that looks like a marker (any case, any spacing, a missing "#", a trailing ":" or "S") must be
+# exactly one: a near miss would leave the teacher's solution in the student edition.
+_NEAR_MARKER = re.compile(r"^[ \t]*#*[ \t]*(BEGIN|END)[ \t_-]*SOLUTIONS?\b", re.IGNORECASE)
 _DEF = re.compile(r"^[ \t]*(?:async[ \t]+)?def[ \t]+(?P<name>\w+)[ \t]*\(")
 _CHECKER_CALL = re.compile(r"\bexercises\.(?P<name>check_\w+)\s*\(")
 
@@ -130,6 +137,11 @@ def strip_solutions(source: str, where: str = "cell") -> str:
         text = line.rstrip("\r\n")
         if begin is None and (match := _DEF.match(text)):
             function = match.group("name")
+        if _NEAR_MARKER.match(text) and not (_BEGIN.match(text) or _END.match(text)):
+            raise ValueError(
+                f"{where}: line {number} {text.strip()!r} looks like a solution marker but is not one; "
+                f"expected exactly '{BEGIN_SOLUTION}' or '{END_SOLUTION}' on a line of its own"
+            )
         if match := _BEGIN.match(text):
             if begin is not None:
                 raise ValueError(
@@ -176,8 +188,20 @@ def student_notebook(nb, where: str = "notebook"):
 
 
 def read_notebook(path: str | Path):
-    """Read a notebook as it is on disk (no version conversion)."""
-    return nbformat.reads(Path(path).read_text(encoding="utf-8"), as_version=nbformat.NO_CONVERT)
+    """Read a notebook as it is on disk (no version conversion); ValueError naming the file if it is not one."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: cannot be read as a UTF-8 notebook ({error})") from error
+    try:
+        content = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid notebook JSON ({error.msg} at line {error.lineno}, "
+                         f"column {error.colno})") from error
+    if not isinstance(content, dict) or not isinstance(content.get("cells"), list) or "nbformat" not in content:
+        raise ValueError(f"{path}: not a Jupyter notebook (expected a JSON object with 'cells' and 'nbformat')")
+    return nbformat.reads(text, as_version=nbformat.NO_CONVERT)
 
 
 def notebook_paths(src_dir: str | Path) -> list[Path]:
@@ -202,15 +226,28 @@ def make_student_edition(src_dir: str | Path, out_dir: str | Path) -> list[Path]
             f"out_dir={str(out_dir)!r} is inside the notebooks folder {str(src)!r}; "
             "expected a folder outside it, e.g. student/"
         )
-    written = []
+    # Every notebook is read and stripped (and every exercise checked) before anything is written, then
+    # the edition is written into a temporary folder beside `out` and moved into place: whole or not at all.
+    editions = []
     for path in notebook_paths(src):
         relative = path.relative_to(src)
-        nb = student_notebook(read_notebook(path), where=str(relative))
-        target = out / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, target, version=nbformat.NO_CONVERT)
-        written.append(target)
-    return written
+        teacher = read_notebook(path)
+        find_exercises(teacher, where=str(relative))
+        editions.append((relative, student_notebook(teacher, where=str(relative))))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        for relative, nb in editions:
+            target = staging / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, target, version=nbformat.NO_CONVERT)
+        out.mkdir(exist_ok=True)
+        for relative, _ in editions:
+            (out / relative).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / relative, out / relative)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [out / relative for relative, _ in editions]
 
 
 def _top_level_functions(source: str, where: str) -> list[str]:
