@@ -210,44 +210,56 @@ def notebook_paths(src_dir: str | Path) -> list[Path]:
     return sorted(path for path in src.rglob("*.ipynb") if ".ipynb_checkpoints" not in path.parts)
 
 
+def write_whole(files: dict[Path, str], out_dir: str | Path, src_dir: str | Path) -> None:
+    """Write `files` (relative path -> text) under ``out_dir``: whole or not at all.
+
+    ``out_dir`` must not be ``src_dir`` or inside it. The files are written into a temporary folder
+    beside ``out_dir`` and then moved into place, so an error leaves ``out_dir`` as it was.
+    """
+    src = Path(src_dir).resolve()
+    out = Path(out_dir).resolve()
+    if out == src or src in out.parents:
+        raise ValueError(
+            f"out_dir={str(out_dir)!r} is inside the notebooks folder {str(src)!r}; "
+            "expected a folder outside it, e.g. student/"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        for relative, text in files.items():
+            target = staging / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        out.mkdir(exist_ok=True)
+        for relative in files:
+            (out / relative).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / relative, out / relative)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def make_student_edition(src_dir: str | Path, out_dir: str | Path) -> list[Path]:
     """Write the student edition of every notebook in ``src_dir`` into ``out_dir``.
 
     - ``src_dir``: the teacher's notebooks (the repository's ``notebooks/``).
     - ``out_dir``: created if needed; must not be ``src_dir`` or inside it.
     - returns: the written notebook paths, keeping the layout under ``src_dir``.
+
+    Every notebook is read and stripped (and every exercise checked) before anything is written;
+    the edition is written whole or not at all.
     """
     src = Path(src_dir).resolve()
-    out = Path(out_dir).resolve()
     if not src.is_dir():
         raise ValueError(f"src_dir={str(src_dir)!r} is not a folder; expected the notebooks folder")
-    if out == src or src in out.parents:
-        raise ValueError(
-            f"out_dir={str(out_dir)!r} is inside the notebooks folder {str(src)!r}; "
-            "expected a folder outside it, e.g. student/"
-        )
-    # Every notebook is read and stripped (and every exercise checked) before anything is written, then
-    # the edition is written into a temporary folder beside `out` and moved into place: whole or not at all.
-    editions = []
+    editions = {}
     for path in notebook_paths(src):
         relative = path.relative_to(src)
         teacher = read_notebook(path)
         find_exercises(teacher, where=str(relative))
-        editions.append((relative, student_notebook(teacher, where=str(relative))))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        for relative, nb in editions:
-            target = staging / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(nb, target, version=nbformat.NO_CONVERT)
-        out.mkdir(exist_ok=True)
-        for relative, _ in editions:
-            (out / relative).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / relative, out / relative)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return [out / relative for relative, _ in editions]
+        editions[relative] = nbformat.writes(student_notebook(teacher, where=str(relative)),
+                                             version=nbformat.NO_CONVERT) + "\n"
+    write_whole(editions, out_dir, src)
+    return [Path(out_dir).resolve() / relative for relative in editions]
 
 
 def _top_level_functions(source: str, where: str) -> list[str]:
@@ -354,15 +366,30 @@ def run_exercises(nb, where: str = "notebook") -> list[ExerciseResult]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m retina_lessons.exercises.student_edition",
-        description="Write the student edition of the lessons: solutions replaced by stubs.",
+        description="Write the student edition of the lessons (solutions replaced by stubs), "
+                    "or with --nbgrader an nbgrader course with one assignment per lesson.",
     )
-    parser.add_argument("out_dir", help="folder to write into (e.g. student/); created if needed")
+    parser.add_argument("out_dir", nargs="?", help="folder to write the student edition into (e.g. student/)")
+    parser.add_argument("--nbgrader", metavar="COURSE",
+                        help="instead, write an nbgrader course folder (nbgrader_config.py, source/lessonNN/)")
     parser.add_argument(
         "--notebooks",
         default=str(DEFAULT_NOTEBOOKS),
         help="the teacher's notebooks (default: the repository's notebooks/)",
     )
     args = parser.parse_args(argv)
+    if (args.out_dir is None) == (args.nbgrader is None):
+        parser.error("expected either OUT_DIR (the student edition) or --nbgrader COURSE, not both or neither")
+    if args.nbgrader is not None:
+        from .nbgrader_course import make_nbgrader_course
+
+        try:
+            written = make_nbgrader_course(args.notebooks, args.nbgrader)
+        except ValueError as err:
+            parser.error(str(err))
+        print(f"wrote an nbgrader course with {len(written)} assignments to {args.nbgrader}; next, in that folder: "
+              "nbgrader generate_assignment lessonNN")
+        return 0
     try:
         written = make_student_edition(args.notebooks, args.out_dir)
     except ValueError as err:

@@ -1,0 +1,132 @@
+"""The lessons as an nbgrader course: one assignment per lesson, graded by nbgrader's own commands.
+
+    uv run python -m retina_lessons.exercises.student_edition --nbgrader course/
+
+writes ``course/nbgrader_config.py`` and ``course/source/<assignment>/<notebook>.ipynb`` for every
+lesson with exercises (assignment ``lesson04`` holds ``04_anchors.ipynb``). The markers of the
+exercise convention (:mod:`retina_lessons.exercises.student_edition`) are nbgrader's own, so the
+cells only gain nbgrader's metadata (``schema_version`` 3):
+
+- every cell with a ``# BEGIN SOLUTION`` block (the exercise cells, and quick questions answered
+  in a function) is a **solution cell**: ``nbgrader generate_assignment`` replaces the block by
+  ``raise NotImplementedError()``;
+- every check cell is an **autograded test cell** worth ``POINTS_PER_CHECK`` points; its checker
+  call becomes ``assert exercises.check_...(...)``, so the cell fails (and scores 0) whenever the
+  checker prints its verdict and returns False;
+- every other cell is **locked** (read-only for students, restored by nbgrader if changed).
+
+Then, in ``course/``, nbgrader does the rest (TEACHING.md has the whole workflow)::
+
+    nbgrader generate_assignment lesson04      # release/lesson04/04_anchors.ipynb, solutions removed
+    nbgrader autograde lesson04 --create       # grades submitted/<student>/lesson04/
+    nbgrader export                            # grades.csv
+
+Taught in: TEACHING.md (the teacher's guide).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import re
+from pathlib import Path
+
+import nbformat
+
+from .student_edition import (
+    BEGIN_SOLUTION,
+    CHECK_TAG,
+    find_exercises,
+    notebook_paths,
+    read_notebook,
+    write_whole,
+)
+
+POINTS_PER_CHECK = 1
+COURSE_ID = "retina-lessons"
+SCHEMA_VERSION = 3
+_LESSON = re.compile(r"^(?P<number>\d+)_")
+
+CONFIG = '''\
+"""nbgrader configuration of the RetinaNet Lessons course (written by retina_lessons.exercises.student_edition)."""
+
+c = get_config()  # noqa: F821 (nbgrader provides it)
+c.CourseDirectory.course_id = {course_id!r}
+c.CourseDirectory.root = "."
+# Autograding runs each lesson top to bottom: lessons 07 and 10 train for a few minutes on a CPU.
+c.ExecutePreprocessor.timeout = 1800
+c.Execute.timeout = 1800
+'''
+
+
+def assignment_name(notebook: Path) -> str:
+    """``04_anchors.ipynb`` -> ``lesson04``: one assignment per lesson."""
+    match = _LESSON.match(notebook.name)
+    if not match:
+        raise ValueError(f"notebook={notebook.name!r}: expected a lesson notebook named NN_<title>.ipynb")
+    return f"lesson{match.group('number')}"
+
+
+def _asserted(source: str, where: str) -> str:
+    """The check cell with its last expression asserted, so that a False verdict fails the cell."""
+    tree = ast.parse(source)
+    if not tree.body or not isinstance(tree.body[-1], ast.Expr):
+        raise ValueError(f"{where}: expected the check cell to end with the checker call")
+    last = tree.body[-1]
+    lines = source.splitlines()
+    start, end = last.lineno - 1, last.end_lineno  # the expression's lines
+    call = "\n".join(lines[start:end])
+    indent = len(call) - len(call.lstrip())
+    asserted = f"{' ' * indent}assert {call.strip()}, \"the check above did not pass: see its message\""
+    return "\n".join([*lines[:start], asserted, *lines[end:]])
+
+
+def _nbgrader(grade_id: str, *, solution: bool = False, grade: bool = False, locked: bool = False,
+              points: int | None = None) -> dict:
+    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": SCHEMA_VERSION,
+            "solution": solution, "task": False}
+    if points is not None:
+        meta["points"] = points
+    return meta
+
+
+def nbgrader_notebook(nb, where: str = "notebook"):
+    """A copy of ``nb`` with nbgrader's metadata on every cell (see the module docstring)."""
+    find_exercises(nb, where)  # the convention holds, or a ValueError names the cell
+    nb = copy.deepcopy(nb)
+    for index, cell in enumerate(nb.cells):
+        cell_id = cell.get("id") or f"cell{index}"
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell.cell_type == "code" and BEGIN_SOLUTION in cell.source:
+            meta = _nbgrader(f"solution_{cell_id}", solution=True)
+        elif cell.cell_type == "code" and CHECK_TAG in tags:
+            cell.source = _asserted(cell.source, f"{where}, cell {index}")
+            meta = _nbgrader(f"check_{cell_id}", grade=True, locked=True, points=POINTS_PER_CHECK)
+        else:
+            meta = _nbgrader(f"locked_{cell_id}", locked=True)
+        cell.metadata["nbgrader"] = meta
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    return nb
+
+
+def make_nbgrader_course(src_dir: str | Path, course_dir: str | Path) -> list[Path]:
+    """Write an nbgrader course for the lessons of ``src_dir`` that have exercises into ``course_dir``.
+
+    Returns the source notebooks written (``course_dir/source/<assignment>/<notebook>``). Every lesson
+    is converted before anything is written; the course is written whole or not at all.
+    """
+    src = Path(src_dir).resolve()
+    if not src.is_dir():
+        raise ValueError(f"src_dir={str(src_dir)!r} is not a folder; expected the notebooks folder")
+    files: dict[Path, str] = {Path("nbgrader_config.py"): CONFIG.format(course_id=COURSE_ID)}
+    for path in notebook_paths(src):
+        relative = path.relative_to(src)
+        teacher = read_notebook(path)
+        if not find_exercises(teacher, str(relative)):
+            continue  # a notebook without checked exercises is no assignment
+        graded = nbgrader_notebook(teacher, str(relative))
+        files[Path("source") / assignment_name(path) / path.name] = nbformat.writes(graded, version=nbformat.NO_CONVERT) + "\n"
+    write_whole(files, course_dir, src)
+    return [Path(course_dir).resolve() / name for name in files if name.parts[0] == "source"]
