@@ -81,7 +81,7 @@ def _asserted(source: str, where: str) -> str:
     return "\n".join([*lines[:start], asserted, *lines[end:]])
 
 
-def _nbgrader(grade_id: str, *, solution: bool = False, grade: bool = False, locked: bool = False,
+def _metadata(grade_id: str, *, solution: bool = False, grade: bool = False, locked: bool = False,
               points: int | None = None) -> dict:
     meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": SCHEMA_VERSION,
             "solution": solution, "task": False}
@@ -98,12 +98,12 @@ def nbgrader_notebook(nb, where: str = "notebook"):
         cell_id = cell.get("id") or f"cell{index}"
         tags = cell.get("metadata", {}).get("tags", [])
         if cell.cell_type == "code" and BEGIN_SOLUTION in cell.source:
-            meta = _nbgrader(f"solution_{cell_id}", solution=True)
+            meta = _metadata(f"solution_{cell_id}", solution=True)
         elif cell.cell_type == "code" and CHECK_TAG in tags:
             cell.source = _asserted(cell.source, f"{where}, cell {index}")
-            meta = _nbgrader(f"check_{cell_id}", grade=True, locked=True, points=POINTS_PER_CHECK)
+            meta = _metadata(f"check_{cell_id}", grade=True, locked=True, points=POINTS_PER_CHECK)
         else:
-            meta = _nbgrader(f"locked_{cell_id}", locked=True)
+            meta = _metadata(f"locked_{cell_id}", locked=True)
         cell.metadata["nbgrader"] = meta
         if cell.cell_type == "code":
             cell.outputs = []
@@ -130,3 +130,43 @@ def make_nbgrader_course(src_dir: str | Path, course_dir: str | Path) -> list[Pa
         files[Path("source") / assignment_name(path) / path.name] = nbformat.writes(graded, version=nbformat.NO_CONVERT) + "\n"
     write_whole(files, course_dir, src)
     return [Path(course_dir).resolve() / name for name in files if name.parts[0] == "source"]
+
+
+# ----------------------------------------------------------------------------- the round trip
+
+UNTOUCHED, SOLVED = "untouched", "solutions"  # the two submissions a round trip grades
+
+
+def _nbgrader(course_dir: Path, *args: str) -> None:
+    """Run one nbgrader command in the course folder, with this Python; CalledProcessError on failure."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_dir, capture_output=True,
+                            text=True)
+    if result.returncode != 0:
+        raise subprocess.CalledProcessError(result.returncode, ["nbgrader", *args], result.stdout, result.stderr)
+
+
+def round_trip(course_dir: str | Path, assignment: str) -> dict[str, tuple[float, float]]:
+    """Release `assignment`, submit it untouched and with the teacher's solutions, autograde both.
+
+    Uses nbgrader's own commands (``generate_assignment``, ``autograde --create``) and its gradebook;
+    returns {"untouched": (score, max_score), "solutions": (score, max_score)}. A working course gives
+    (0, max) and (max, max).
+    """
+    import shutil
+
+    from nbgrader.api import Gradebook
+
+    course = Path(course_dir).resolve()
+    _nbgrader(course, "generate_assignment", assignment, "--force")
+    for student, folder in ((UNTOUCHED, "release"), (SOLVED, "source")):
+        submitted = course / "submitted" / student / assignment
+        shutil.rmtree(submitted, ignore_errors=True)
+        shutil.copytree(course / folder / assignment, submitted)
+    _nbgrader(course, "autograde", assignment, "--create", "--force")
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        return {student: (gradebook.find_submission(assignment, student).score,
+                          gradebook.find_submission(assignment, student).max_score)
+                for student in (UNTOUCHED, SOLVED)}

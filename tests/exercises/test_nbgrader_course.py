@@ -1,0 +1,104 @@
+"""The nbgrader course: cell metadata as nbgrader reads it, and the round trip with nbgrader's own
+commands and gradebook (0 points for an untouched copy, full marks for the teacher's solutions)."""
+
+from pathlib import Path
+
+import pytest
+
+from retina_lessons.exercises import student_edition
+from retina_lessons.exercises.nbgrader_course import (
+    POINTS_PER_CHECK,
+    SOLVED,
+    UNTOUCHED,
+    assignment_name,
+    make_nbgrader_course,
+    nbgrader_notebook,
+    round_trip,
+)
+from retina_lessons.exercises.student_edition import (
+    DEFAULT_NOTEBOOKS,
+    find_exercises,
+    read_notebook,
+)
+
+QUICK_LESSONS = ("00_overview.ipynb", "04_anchors.ipynb")  # autograding executes a whole lesson, twice
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    out = tmp_path_factory.mktemp("course")
+    make_nbgrader_course(DEFAULT_NOTEBOOKS, out)
+    return out
+
+
+def test_one_assignment_per_lesson_with_exercises(course):
+    lessons = sorted(p.name for p in DEFAULT_NOTEBOOKS.glob("*.ipynb")
+                     if find_exercises(read_notebook(p), p.name))
+    written = sorted(p.name for p in (course / "source").glob("lesson*/*.ipynb"))
+    assert written == lessons and len(written) >= 11
+    assert (course / "nbgrader_config.py").read_text().count("course_id") == 1
+    for path in (course / "source").glob("lesson*/*.ipynb"):
+        assert path.parent.name == assignment_name(path)
+
+
+@pytest.mark.parametrize("path", sorted(DEFAULT_NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_every_cell_has_nbgrader_metadata(path):
+    teacher = read_notebook(path)
+    graded = nbgrader_notebook(teacher, path.name)
+    exercises = find_exercises(teacher, path.name)
+    checks = [c for c in graded.cells if c.metadata["nbgrader"]["grade"]]
+    assert len(checks) == len(exercises)
+    for cell in checks:
+        meta = cell.metadata["nbgrader"]
+        assert meta["points"] == POINTS_PER_CHECK and meta["locked"] and not meta["solution"]
+        assert cell.source.startswith("assert exercises.check_")
+    for cell in graded.cells:
+        meta = cell.metadata["nbgrader"]
+        assert meta["schema_version"] == 3
+        assert meta["solution"] == ("# BEGIN SOLUTION" in cell.source)
+        assert meta["locked"] != meta["solution"]
+    assert len({c.metadata["nbgrader"]["grade_id"] for c in graded.cells}) == len(graded.cells)
+
+
+def test_the_check_cell_assertion_keeps_what_comes_before():
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(cells=[
+        new_code_cell("from retina_lessons import exercises", metadata={"tags": ["exercise-setup"]}),
+        new_code_cell("def my_f(x):\n    # BEGIN SOLUTION\n    return x\n    # END SOLUTION",
+                      metadata={"tags": ["exercise"]}),
+        new_code_cell("import torch\n\nexercises.check_box_iou(\n    my_f)", metadata={"tags": ["check"]}),
+    ])
+    graded = nbgrader_notebook(nb)
+    assert graded.cells[2].source.startswith("import torch\n\nassert exercises.check_box_iou(\n    my_f), ")
+
+
+def test_bad_course_arguments(tmp_path):
+    with pytest.raises(ValueError, match="src_dir"):
+        make_nbgrader_course(tmp_path / "nowhere", tmp_path / "course")
+    with pytest.raises(ValueError, match="inside the notebooks folder"):
+        make_nbgrader_course(DEFAULT_NOTEBOOKS, DEFAULT_NOTEBOOKS / "course")
+    with pytest.raises(ValueError, match="NN_<title>.ipynb"):
+        assignment_name(Path("overview.ipynb"))
+    with pytest.raises(SystemExit):
+        student_edition.main([str(tmp_path / "student"), "--nbgrader", str(tmp_path / "course")])
+    with pytest.raises(SystemExit):
+        student_edition.main([])
+
+
+def test_the_command_writes_a_course(tmp_path, capsys):
+    assert student_edition.main(["--nbgrader", str(tmp_path / "course")]) == 0
+    assert "assignments" in capsys.readouterr().out
+    assert (tmp_path / "course" / "source" / "lesson05" / "05_matching_and_box_coding.ipynb").is_file()
+
+
+@pytest.mark.parametrize("notebook", QUICK_LESSONS)
+def test_round_trip_with_nbgrader(course, notebook):
+    pytest.importorskip("nbgrader")
+    assignment = assignment_name(Path(notebook))
+    scores = round_trip(course, assignment)
+    points = POINTS_PER_CHECK * len(find_exercises(read_notebook(DEFAULT_NOTEBOOKS / notebook), notebook))
+    assert scores[UNTOUCHED] == (0.0, points)
+    assert scores[SOLVED] == (points, points)
+    released = (course / "release" / assignment / notebook).read_text()
+    assert "# BEGIN SOLUTION" not in released and "NotImplementedError" in released
