@@ -53,6 +53,8 @@ from .canvas import (
     encode_image,
     error_html,
     html_table,
+    image_index,
+    merged_params,
     one_thread,
     outline_effect,
 )
@@ -410,20 +412,10 @@ class AnchorExplorer:
     # --- parameters -------------------------------------------------------------------------
 
     def _image_index(self, image) -> int:
-        if isinstance(image, str):
-            names = [e.name for e in self.examples]
-            if image not in names:
-                raise ValueError(f"image={image!r}: expected one of {names}")
-            return names.index(image)
-        if not isinstance(image, (int, np.integer)) or not 0 <= image < len(self.examples):
-            raise ValueError(f"image={image!r}: expected an index in [0, {len(self.examples)}) or a name")
-        return int(image)
+        return image_index(image, [e.name for e in self.examples])
 
     def _validate(self, params: dict) -> dict:
-        unknown = set(params) - set(self.params)
-        if unknown:
-            raise ValueError(f"unknown parameters {sorted(unknown)}: expected some of {sorted(self.params)}")
-        p = {**self.params, **params}
+        p = merged_params(self.params, params)
         p["image"] = self._image_index(p["image"])
         if p["convention"] not in CONVENTIONS:
             raise ValueError(f"convention={p['convention']!r}: expected one of {CONVENTIONS}")

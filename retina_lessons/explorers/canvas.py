@@ -12,7 +12,8 @@ needed: it works in JupyterLab 4 with ipywidgets 8 as installed.
   any photo, and the legends' common look;
 - :func:`html_table`, :func:`error_html`: the numbers under a picture, in one table style that
   reads in JupyterLab's light and dark themes;
-- :func:`is_number`, :func:`check_choice`: checks on slider values, naming the parameter;
+- :func:`is_number`, :func:`check_choice`, :func:`image_index`, :func:`merged_params`: checks on
+  slider values, naming the parameter;
 - :func:`one_thread`: torch on one thread for an update's small tensors.
 """
 
@@ -50,6 +51,26 @@ def check_choice(name: str, value, choices: Sequence) -> None:
     """ValueError naming `name` unless `value` is one of `choices`."""
     if value not in choices:
         raise ValueError(f"{name}={value!r}: expected one of {tuple(choices)}")
+
+
+def image_index(image, names: Sequence[str]) -> int:
+    """The index of an explorer's image given by index or by name; ValueError naming `image` otherwise."""
+    if isinstance(image, str):
+        if image not in names:
+            shown = list(names[:3]) + (["..."] if len(names) > 3 else [])
+            raise ValueError(f"image={image!r}: expected one of the names {shown}")
+        return list(names).index(image)
+    if isinstance(image, bool) or not isinstance(image, (int, np.integer)) or not 0 <= image < len(names):
+        raise ValueError(f"image={image!r}: expected an index in [0, {len(names)}) or a name")
+    return int(image)
+
+
+def merged_params(current: dict, changes: dict) -> dict:
+    """An explorer's parameters after `changes`; ValueError naming any parameter it does not have."""
+    unknown = set(changes) - set(current)
+    if unknown:
+        raise ValueError(f"unknown parameters {sorted(unknown)}: expected some of {sorted(current)}")
+    return {**current, **changes}
 
 
 @contextmanager

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,7 +57,10 @@ from .canvas import (
     encode_image,
     error_html,
     html_table,
+    image_index,
     is_number,
+    merged_params,
+    one_thread,
 )
 from .labels import Label, LabelPainter, text_size
 from .verdicts import (
@@ -286,18 +288,6 @@ def filter_detections(cached_outputs: CachedOutputs, score_thresh: float = 0.05,
 # ----------------------------------------------------------------------------- the explorer
 
 
-@contextmanager
-def _one_thread():
-    """Run torch on one thread: an update works on small tensors, where a parallel region gains
-    nothing and, on a busy machine, can wait milliseconds for a second thread to be scheduled."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 @dataclass
 class _Judged:
     """One image's detections at a low score threshold `floor` (at most `cap`), classified once.
@@ -425,19 +415,10 @@ class PredictionsExplorer:
     # --- parameters -------------------------------------------------------------------------
 
     def _image_index(self, image) -> int:
-        if isinstance(image, str):
-            if image not in self.names:
-                raise ValueError(f"image={image!r}: expected one of the names {self.names[:3]}...")
-            return self.names.index(image)
-        if isinstance(image, bool) or not isinstance(image, (int, np.integer)) or not 0 <= image < len(self.images):
-            raise ValueError(f"image={image!r}: expected an index in [0, {len(self.images)}) or a name")
-        return int(image)
+        return image_index(image, self.names)
 
     def _validate(self, params: dict) -> dict:
-        unknown = set(params) - set(self.params)
-        if unknown:
-            raise ValueError(f"unknown parameters {sorted(unknown)}: expected some of {sorted(self.params)}")
-        p = {**self.params, **params}
+        p = merged_params(self.params, params)
         p["image"] = self._image_index(p["image"])
         _check_filter_params(p["score_thresh"], p["nms_thresh"], p["max_dets"])
         if not is_number(p["iou"]) or not 0.0 < p["iou"] <= 1.0:
@@ -492,7 +473,7 @@ class PredictionsExplorer:
         """
         p = self._validate(params)
         self.params = p
-        with _one_thread():
+        with one_thread():
             self._update(p)
         return self.numbers()
 
