@@ -69,6 +69,7 @@ UNMATCHED = -1  # matched_gt_idx of a detection that matched no ground truth
 NO_GT = -1.0  # precision / recall of a category without ground truth
 
 _EPS = np.spacing(1.0)  # COCO adds it to tp + fp before dividing
+PAD_DET_LABEL, PAD_GT_LABEL = -1, -2  # labels of padding rows: they never equal each other or a class
 _IOU_CAP = 1 - 1e-10  # COCO caps IoU thresholds just below 1, so a perfect box still matches at 1.0
 
 # Why a false positive is wrong, in the order they are tested (Hoiem et al.'s error types):
@@ -594,9 +595,9 @@ def classify_detections(detections, targets, iou_threshold: float = 0.5) -> list
     num_gt = np.array([len(image.gt_labels) for image in images])
     B, D, M = len(images), max(int(num_dets.max()), 1), max(int(num_gt.max()), 1)
     det_boxes = _pad([im.det_boxes[o] for im, o in zip(images, orders)], D, 0.0, (4,))  # (B, D, 4)
-    det_labels = _pad([im.det_labels[o] for im, o in zip(images, orders)], D, -1)  # (B, D)
+    det_labels = _pad([im.det_labels[o] for im, o in zip(images, orders)], D, PAD_DET_LABEL)  # (B, D)
     gt_boxes = _pad([im.gt_boxes for im in images], M, 0.0, (4,))  # (B, M, 4)
-    gt_labels = _pad([im.gt_labels for im in images], M, -2)  # (B, M); -2 never equals a detection's
+    gt_labels = _pad([im.gt_labels for im in images], M, PAD_GT_LABEL)  # (B, M)
     pair_valid = (np.arange(D) < num_dets[:, None])[:, :, None] & (np.arange(M) < num_gt[:, None])[:, None, :]
 
     no_crowd = np.zeros((B, M), bool)
