@@ -436,6 +436,28 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
     return _restore(state, model, optimizer, scheduler)
 
 
+# ----------------------------------------------------------------------------- mixed precision
+
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def mixed_precision(amp: str, device: torch.device):
+    """(autocast context factory, GradScaler or None) for `amp` in AMP_DTYPES on `device`.
+
+    bfloat16 keeps float32's exponent range, so it trains without loss scaling (CPU and CUDA);
+    float16 underflows small gradients to zero and needs a `torch.amp.GradScaler`, used on CUDA only.
+    """
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"amp={amp!r}: expected one of {sorted(AMP_DTYPES)}")
+    device = torch.device(device)
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError(f"amp='fp16' needs a CUDA device (float16 with a GradScaler), but training runs on "
+                         f"{device.type!r}; on the CPU use amp='bf16'")
+    dtype = AMP_DTYPES[amp]
+    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
+    return (lambda: torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)), scaler
+
+
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss or gradient; the message names the step and the loss."""
 
@@ -445,7 +467,8 @@ class NonFiniteLossError(FloatingPointError):
 
 def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = None,
         checkpoint: str | Path | None = None, checkpoint_every: int = 0, resume: bool = False,
-        callbacks: Sequence[Callable[[int, History], None]] = (), progress: bool = True) -> History:
+        callbacks: Sequence[Callable[[int, History], None]] = (), progress: bool = True,
+        amp: str = "off") -> History:
     """Train `model` on `dataset` (items `(image, target)`) as `config` says; returns the `History`.
 
     Args:
@@ -459,6 +482,8 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
             yet gives a warning, and training starts from step 0.
         callbacks: called as ``callback(step, history)`` after every step (e.g. `LiveLossPlot`).
         progress: show a tqdm progress bar.
+        amp: mixed precision, "off", "bf16" (autocast to bfloat16, CPU or CUDA) or "fp16" (float16 with
+            loss scaling, CUDA only); the losses are computed in float32 either way.
     """
     from tqdm.auto import tqdm
 
@@ -469,6 +494,8 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
     scheduler = make_scheduler(optimizer, config)
     sampler = BatchSampler(len(dataset), config.batch_size, config.hflip_prob, config.seed)
     parameters = [p for p in model.parameters() if p.requires_grad]
+    device = next(model.parameters()).device
+    autocast, scaler = mixed_precision(amp, device)
 
     if checkpoint_every < 0:
         raise ValueError(f"checkpoint_every={checkpoint_every}: expected a number of steps >= 0 (0: only at the end)")
@@ -512,22 +539,33 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
     bar = tqdm(range(start, until), initial=start, total=until, desc="training", disable=not progress)
     for step in bar:
         images, targets = load_batch(dataset, *sampler(step))
+        images = [image.to(device) for image in images]
+        targets = [{k: v.to(device) for k, v in target.items()} for target in targets]
         # the forward pass updates BatchNorm's running statistics: keep them to restore on a bad step
         buffers = [b.clone() for b in model.buffers()]
-        losses = model.loss(images, targets)
+        with autocast():
+            losses = model.loss(images, targets)
         for name, value in losses.items():
             if not torch.isfinite(value):
                 stop(step, buffers, f"the {LOSS_NAMES.get(name, name)} loss is {value.item()}",
                      "Try a lower learning rate, a longer warm-up or gradient clipping.")
         loss = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if scaler is None:
+            loss.backward()
+        else:  # float16: scale the loss up so small gradients survive, then unscale before clipping
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
         max_norm = config.clip_grad_norm if config.clip_grad_norm is not None else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
-        if not torch.isfinite(grad_norm):
+        if not torch.isfinite(grad_norm) and scaler is None:  # (the scaler skips such a step and scales down)
             stop(step, buffers, f"the gradient norm is {grad_norm.item()} although both losses are finite")
         history.append(step, {k: v.item() for k, v in losses.items()}, scheduler.get_last_lr()[0], grad_norm.item())
-        optimizer.step()
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+            scaler.update()
         scheduler.step()
         history.cpu_seconds = cpu_before + time.process_time() - cpu_start
         history.wall_seconds = wall_before + time.perf_counter() - wall_start
