@@ -32,6 +32,7 @@ from torchvision.ops import generalized_box_iou_loss
 from .box_coding import TORCHVISION_WEIGHTS, decode_boxes, encode_boxes
 from .boxes import upcast
 from .config import BOX_DELTA_CLAMP, FOCAL_ALPHA, FOCAL_GAMMA, NO_ALPHA, SMOOTH_L1_BETA
+from .distributed import foreground_total
 from .matching import IGNORE
 
 
@@ -46,8 +47,9 @@ def classification_targets(matched_gt_idx: Tensor, gt_labels: Tensor, num_classe
 def _normalise(per_image_sums: Tensor, num_foreground: Tensor, normalization: str) -> Tensor:
     if normalization == "per_image":
         return (per_image_sums / num_foreground.clamp(min=1)).mean()
-    if normalization == "per_batch":
-        return per_image_sums.sum() / num_foreground.sum().clamp(min=1)
+    if normalization == "per_batch":  # over all processes of a data-parallel step (see distributed.py)
+        total, scale = foreground_total(num_foreground.sum())
+        return per_image_sums.sum() * scale / total.clamp(min=1)
     raise ValueError(f"normalization={normalization!r}: expected 'per_image' or 'per_batch'")
 
 

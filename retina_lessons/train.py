@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from . import distributed
 from .config import get_config
 from .training import (
     AMP_DTYPES,
@@ -103,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     run.add_argument("--threads", type=_positive_int, help="torch CPU threads per process (default: torch's)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # float64 weights and images: to check that runs differing only in rounding (1 vs N processes) agree
+    run.add_argument("--float64", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -238,13 +241,26 @@ def run(argv: list[str] | None = None) -> dict:
     device = _device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    device, rank, world_size = distributed.setup(device)
+    try:
+        return _train(args, config, device, rank, world_size)
+    finally:
+        distributed.teardown()
+
+
+def _train(args, config: TrainConfig, device: torch.device, rank: int, world_size: int) -> dict:
+    if config.batch_size % world_size:
+        raise ValueError(f"--batch-size {config.batch_size}: expected a multiple of the number of processes "
+                         f"({world_size}), so that each takes the same number of images")
 
     train_set, heldout, class_names = load_data(args)
     from .model import RetinaNet
 
     model_config = get_config(args.preset, num_classes=len(class_names))
     torch.manual_seed(config.seed)  # the initial weights: the same on every machine for a given seed
-    model = RetinaNet(model_config).to(device)
+    model = RetinaNet(model_config).to(device, torch.float64 if args.float64 else None)
+    if world_size > 1:  # BatchNorm layers that train see the global batch's statistics
+        distributed.synchronise_batchnorm(model, device)
 
     out = args.out
     checkpoint = out / "checkpoint.pt"
@@ -253,15 +269,19 @@ def run(argv: list[str] | None = None) -> dict:
                               f"another --out")
     if args.resume and not checkpoint.exists():
         raise FileNotFoundError(f"--resume: {checkpoint} does not exist (nothing to continue)")
+    if world_size > 1:
+        torch.distributed.barrier()  # every process has looked for the checkpoint before rank 0 writes one
     out.mkdir(parents=True, exist_ok=True)
     start = 0
     if args.resume:
         from .training import read_checkpoint
 
         start = read_checkpoint(checkpoint)["step"]
-    log = StepLog(out / "log.jsonl", start, args.eval_every, model, heldout)
+    log = StepLog(out / "log.jsonl", start, args.eval_every, model, heldout) if rank == 0 else None
     history = fit(model, train_set, config, until=args.until, checkpoint=checkpoint, resume=args.resume,
-                  callbacks=[log], progress=not args.no_progress, amp=args.amp, workers=args.workers)
+                  callbacks=[log] if log else [], progress=not args.no_progress, amp=args.amp, workers=args.workers)
+    if rank > 0:  # rank 0 alone writes the files and evaluates
+        return {}
     save_model(model, out / "model.pt")
     if args.save_model is not None:
         save_model(model, args.save_model)

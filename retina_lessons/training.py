@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from .config import get_config
 from .datasets import hflip
+from .distributed import average_over_processes, data_parallel_loss, rank_and_world_size
 from .validation import check_int, check_number
 
 # The paper's optimisation (Section 4.1) and Detectron's warm-up.
@@ -548,6 +549,10 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
         amp: mixed precision, "off", "bf16" (autocast to bfloat16, CPU or CUDA) or "fp16" (float16 with
             loss scaling, CUDA only); the losses are computed in float32 either way.
         workers: DataLoader worker processes loading the batches ahead (0: load in this process).
+
+    Under torchrun (a process group is set up, see :mod:`retina_lessons.distributed`) each process trains
+    on its share of every step's batch through DistributedDataParallel; only rank 0 shows progress, runs
+    the callbacks and writes the checkpoint, and the history holds the global batch's losses.
     """
     from tqdm.auto import tqdm
 
@@ -560,6 +565,8 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
     parameters = [p for p in model.parameters() if p.requires_grad]
     device = next(model.parameters()).device
     autocast, scaler = mixed_precision(amp, device)
+    rank, world_size = rank_and_world_size()
+    compute_losses = data_parallel_loss(model, device)  # model.loss, or its DistributedDataParallel form
 
     if checkpoint_every < 0:
         raise ValueError(f"checkpoint_every={checkpoint_every}: expected a number of steps >= 0 (0: only at the end)")
@@ -585,7 +592,7 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
         torch.manual_seed(config.seed)
 
     def save(step: int) -> None:
-        if checkpoint is not None:
+        if checkpoint is not None and rank == 0:
             save_checkpoint(checkpoint, model, optimizer, scheduler, step, history, config)
 
     def stop(step: int, buffers: list[Tensor], what: str, advice: str = "") -> None:
@@ -600,8 +607,8 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
     model.train()
     cpu_start, wall_start = time.process_time(), time.perf_counter()
     cpu_before, wall_before = history.cpu_seconds, history.wall_seconds
-    batches = iter(step_loader(dataset, sampler, start, until, workers))
-    bar = tqdm(range(start, until), initial=start, total=until, desc="training", disable=not progress)
+    batches = iter(step_loader(dataset, sampler, start, until, workers, rank, world_size))
+    bar = tqdm(range(start, until), initial=start, total=until, desc="training", disable=not progress or rank > 0)
     for step in bar:
         waited = time.perf_counter()
         images, targets = next(batches)
@@ -611,8 +618,9 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
         # the forward pass updates BatchNorm's running statistics: keep them to restore on a bad step
         buffers = [b.clone() for b in model.buffers()]
         with autocast():
-            losses = model.loss(images, targets)
-        for name, value in losses.items():
+            losses = compute_losses(images, targets)
+        logged = average_over_processes(losses)  # the global batch's losses, the same in every process
+        for name, value in logged.items():
             if not torch.isfinite(value):
                 stop(step, buffers, f"the {LOSS_NAMES.get(name, name)} loss is {value.item()}",
                      "Try a lower learning rate, a longer warm-up or gradient clipping.")
@@ -627,7 +635,7 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
         if not torch.isfinite(grad_norm) and scaler is None:  # (the scaler skips such a step and scales down)
             stop(step, buffers, f"the gradient norm is {grad_norm.item()} although both losses are finite")
-        history.append(step, {k: v.item() for k, v in losses.items()}, scheduler.get_last_lr()[0], grad_norm.item())
+        history.append(step, {k: v.item() for k, v in logged.items()}, scheduler.get_last_lr()[0], grad_norm.item())
         if scaler is None:
             optimizer.step()
         else:
@@ -639,12 +647,14 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
         if progress and (step % 10 == 0 or step + 1 == until):
             bar.set_postfix(cls=f"{history.classification[-1]:.3f}", box=f"{history.bbox_regression[-1]:.3f}",
                             lr=f"{history.lr[-1]:.1e}")
-        for callback in callbacks:
+        for callback in callbacks if rank == 0 else ():
             callback(step, history)
         if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < until:
             save(step + 1)
     bar.close()
     save(until)
+    if world_size > 1:
+        torch.distributed.barrier()  # the checkpoint is written before any process goes on
     model.eval()
     return history
 
