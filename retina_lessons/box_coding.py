@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .boxes import upcast
 from .config import BOX_DELTA_CLAMP
 
 TORCHVISION_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
@@ -52,6 +53,7 @@ def decode_boxes(box_deltas: Tensor, anchors_xyxy: Tensor, weights=TORCHVISION_W
                  clamp: float = BOX_DELTA_CLAMP) -> Tensor:
     """(..., 4) deltas and their anchors -> (..., 4) xyxy boxes; the inverse of `encode_boxes`."""
     wx, wy, ww, wh = weights
+    box_deltas = upcast(box_deltas)  # half precision (autocast) decodes in float32: anchors need its range
     anchor_x, anchor_y, anchor_w, anchor_h = _centres_and_sizes(anchors_xyxy.to(box_deltas.dtype))
     dx = box_deltas[..., 0] / wx
     dy = box_deltas[..., 1] / wy

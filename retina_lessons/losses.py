@@ -14,6 +14,11 @@ Box losses: ``"l1"`` on the encoded deltas (torchvision v1), ``"smooth_l1"`` wit
 paper's Detectron implementation used beta = 0.11, ``SMOOTH_L1_BETA``), or ``"giou"`` on the decoded boxes
 (torchvision v2).
 
+Mixed precision: under ``torch.autocast`` the heads return bfloat16 or float16 outputs; both losses
+upcast them to float32 first (as torchvision's loss effectively does: its cross-entropy and box
+targets are float32), so matching, box coding and the sums run in float32. The focal loss keeps its
+log-space form, which stays finite where ``(1 - p_t) ** gamma`` of a rounded ``p`` would not.
+
 Taught in ``notebooks/06_focal_loss.ipynb`` and ``notebooks/07_training.ipynb``.
 """
 
@@ -25,7 +30,9 @@ from torch import Tensor
 from torchvision.ops import generalized_box_iou_loss
 
 from .box_coding import TORCHVISION_WEIGHTS, decode_boxes, encode_boxes
+from .boxes import upcast
 from .config import BOX_DELTA_CLAMP, FOCAL_ALPHA, FOCAL_GAMMA, NO_ALPHA, SMOOTH_L1_BETA
+from .distributed import foreground_total
 from .matching import IGNORE
 
 
@@ -40,8 +47,9 @@ def classification_targets(matched_gt_idx: Tensor, gt_labels: Tensor, num_classe
 def _normalise(per_image_sums: Tensor, num_foreground: Tensor, normalization: str) -> Tensor:
     if normalization == "per_image":
         return (per_image_sums / num_foreground.clamp(min=1)).mean()
-    if normalization == "per_batch":
-        return per_image_sums.sum() / num_foreground.sum().clamp(min=1)
+    if normalization == "per_batch":  # over all processes of a data-parallel step (see distributed.py)
+        total, scale = foreground_total(num_foreground.sum())
+        return per_image_sums.sum() * scale / total.clamp(min=1)
     raise ValueError(f"normalization={normalization!r}: expected 'per_image' or 'per_batch'")
 
 
@@ -58,6 +66,7 @@ def classification_loss(cls_logits: Tensor, matched_gt_idx: Tensor, gt_labels: T
     anchor) are switched to t = 1. Both terms are taken in log space, as in `sigmoid_focal_loss`,
     so gradients stay finite for every gamma >= 0.
     """
+    cls_logits = upcast(cls_logits)  # half-precision logits (autocast) -> float32 sums
     B, N, K = cls_logits.shape
     log_p = F.logsigmoid(cls_logits)  # (B, N, K): log p
     # t = 0: CE = -log(1 - p) = x - log p, and 1 - p_t = p.
@@ -83,6 +92,7 @@ def box_loss(box_deltas: Tensor, anchors_xyxy: Tensor, matched_gt_idx: Tensor, g
 
     box_deltas (B, N, 4); anchors_xyxy (N, 4); matched_gt_idx (B, N); gt_boxes (B, M, 4) padded.
     """
+    box_deltas = upcast(box_deltas)  # half-precision deltas (autocast) -> float32, as the targets
     B = box_deltas.shape[0]
     foreground = matched_gt_idx >= 0  # (B, N)
     image_idx, anchor_idx = foreground.nonzero(as_tuple=True)  # (F,), (F,): every foreground anchor

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from .anchors import AnchorGenerator, feature_sizes
 from .backbone import ResNetTaps
+from .boxes import upcast
 from .config import RetinaNetConfig
 from .fpn import FeaturePyramid
 from .heads import BoxHead, ClassificationHead
@@ -114,6 +115,7 @@ class RetinaNet(nn.Module):
                     image_sizes: list[tuple[int, int]]) -> list[dict[str, Tensor]]:
         """Head outputs -> detections in the resized images' pixels."""
         c = self.config
+        cls_logits, box_deltas = upcast(cls_logits), upcast(box_deltas)  # autocast's half precision -> float32
         anchors = self.anchors(padded_size, cls_logits.dtype, cls_logits.device)
         return detections_from_outputs(
             cls_logits, box_deltas, anchors, self.num_anchors_per_level(padded_size), image_sizes,

@@ -77,7 +77,8 @@ def load_classroom_detector(path: str | Path = CLASSROOM_DETECTOR, config: Retin
     if not path.is_file():
         raise FileNotFoundError(
             f"path={str(path)!r}: no classroom detector there. Train one (about 3 minutes on 2 cores) with "
-            f"`python -m retina_lessons.training --out {path}`, or run notebooks/07_training.ipynb.")
+            f"`python -m retina_lessons.train --preset classroom --data shapes --out runs/classroom --save-model {path}`, "
+            f"or run notebooks/07_training.ipynb.")
     model = RetinaNet(config or get_config("classroom"))
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval()

@@ -13,16 +13,16 @@ naming the path and the differing fields, a file that is not such a checkpoint o
 run), and a clear stop on a non-finite loss. `CLASSROOM_TRAINING` is the schedule that trains the ``CLASSROOM``
 preset from scratch on the synthetic shapes; ``notebooks/07_training.ipynb`` explains every choice.
 
-Command line (writes the detector shipped as ``data/classroom_detector.pt``)::
+The command line is :mod:`retina_lessons.train`; the detector shipped as ``data/classroom_detector.pt`` is::
 
-    python -m retina_lessons.training --preset classroom --out data/classroom_detector.pt
+    python -m retina_lessons.train --preset classroom --data shapes --threads 2 --out runs/classroom \\
+        --save-model data/classroom_detector.pt
 
 Taught in ``notebooks/07_training.ipynb``.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import pickle
@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from .config import get_config
 from .datasets import hflip
-from .shipped import CLASSROOM_DETECTOR, heldout_shapes
+from .distributed import average_over_processes, data_parallel_loss, rank_and_world_size
 from .validation import check_int, check_number
 
 # The paper's optimisation (Section 4.1) and Detectron's warm-up.
@@ -104,6 +104,18 @@ CLASSROOM_TRAINING = TrainConfig(
     warmup_factor=0.1,
     milestones=(650, 800),
     clip_grad_norm=10.0,
+)
+# torchvision's references/detection recipe for RetinaNet (26 epochs of COCO train2017, 117,266 images with
+# boxes, 16 images per step over 8 GPUs, lr 0.01, /10 after epochs 16 and 22, warm-up from lr/1000 over
+# 1000 iterations), in steps.
+COCO_STEPS_PER_EPOCH = 117_266 // 16
+TORCHVISION_TRAINING = TrainConfig(
+    steps=26 * COCO_STEPS_PER_EPOCH,
+    batch_size=16,
+    lr=0.01,
+    warmup_steps=1000,
+    warmup_factor=1e-3,
+    milestones=(16 * COCO_STEPS_PER_EPOCH, 22 * COCO_STEPS_PER_EPOCH),
 )
 CLASSROOM_TRAIN_IMAGES = 2000  # synthetic training images (cached after the first run)
 
@@ -171,16 +183,67 @@ class BatchSampler:
         return indices, flips
 
 
+def load_item(dataset, index: int, flip: bool) -> tuple[Tensor, dict]:
+    """Image and target (`boxes`, `labels`) of `dataset[index]`, mirrored left to right if `flip`."""
+    image, target = dataset[index]
+    if flip:
+        image, target = hflip(image, target)
+    return image, {"boxes": target["boxes"], "labels": target["labels"]}
+
+
 def load_batch(dataset, indices: Sequence[int], flips: Sequence[bool]) -> tuple[list[Tensor], list[dict]]:
     """Images and targets of `indices`, mirrored left to right where `flips` says so."""
-    images, targets = [], []
-    for index, flip in zip(indices, flips):
-        image, target = dataset[index]
-        if flip:
-            image, target = hflip(image, target)
-        images.append(image)
-        targets.append({"boxes": target["boxes"], "labels": target["labels"]})
-    return images, targets
+    items = [load_item(dataset, index, flip) for index, flip in zip(indices, flips)]
+    return [image for image, _ in items], [target for _, target in items]
+
+
+class FlippedItems(torch.utils.data.Dataset):
+    """`dataset` indexed by (index, flip) pairs: what a DataLoader's workers load for `StepBatches`."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: tuple[int, bool]) -> tuple[Tensor, dict]:
+        return load_item(self.dataset, *item)
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """A DataLoader's batch sampler: for each step in [start, until), this process's share of `sampler(step)`.
+
+    The global batch of a step is cut into `world_size` equal, consecutive shares; process `rank` loads
+    share `rank`. Which images and flips make up a step stays a pure function of (seed, step), however
+    many workers load them and in whatever order they finish.
+    """
+
+    def __init__(self, sampler: BatchSampler, start: int, until: int, rank: int = 0, world_size: int = 1) -> None:
+        if sampler.batch_size % world_size:
+            raise ValueError(f"batch_size={sampler.batch_size}: expected a multiple of the number of processes "
+                             f"({world_size}), so that each loads the same number of images")
+        self.sampler, self.start, self.until, self.rank, self.world_size = sampler, start, until, rank, world_size
+
+    def __len__(self) -> int:
+        return max(self.until - self.start, 0)
+
+    def __iter__(self):
+        share = self.sampler.batch_size // self.world_size
+        first = self.rank * share
+        for step in range(self.start, self.until):
+            indices, flips = self.sampler(step)
+            yield list(zip(indices[first:first + share], flips[first:first + share]))
+
+
+def step_loader(dataset, sampler: BatchSampler, start: int, until: int, workers: int = 0, rank: int = 0,
+                world_size: int = 1) -> torch.utils.data.DataLoader:
+    """Batches (images, targets) of steps start..until-1 for process `rank`, loaded by `workers` processes."""
+    from .datasets import collate
+
+    check_int("workers", workers, 0)
+    return torch.utils.data.DataLoader(FlippedItems(dataset), batch_sampler=StepBatches(sampler, start, until, rank,
+                                                                                        world_size),
+                                       num_workers=workers, collate_fn=collate)
 
 
 # ----------------------------------------------------------------------------- history
@@ -198,6 +261,7 @@ class History:
     grad_norm: list[float] = field(default_factory=list)
     cpu_seconds: float = 0.0  # process CPU time spent in fit (all threads together)
     wall_seconds: float = 0.0
+    data_seconds: float = 0.0  # wall time the loop waited for its batches (part of wall_seconds)
 
     def append(self, step: int, losses: dict[str, float], lr: float, grad_norm: float) -> None:
         self.step.append(step)
@@ -436,6 +500,28 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
     return _restore(state, model, optimizer, scheduler)
 
 
+# ----------------------------------------------------------------------------- mixed precision
+
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def mixed_precision(amp: str, device: torch.device):
+    """(autocast context factory, GradScaler or None) for `amp` in AMP_DTYPES on `device`.
+
+    bfloat16 keeps float32's exponent range, so it trains without loss scaling (CPU and CUDA);
+    float16 underflows small gradients to zero and needs a `torch.amp.GradScaler`, used on CUDA only.
+    """
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"amp={amp!r}: expected one of {sorted(AMP_DTYPES)}")
+    device = torch.device(device)
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError(f"amp='fp16' needs a CUDA device (float16 with a GradScaler), but training runs on "
+                         f"{device.type!r}; on the CPU use amp='bf16'")
+    dtype = AMP_DTYPES[amp]
+    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
+    return (lambda: torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)), scaler
+
+
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss or gradient; the message names the step and the loss."""
 
@@ -445,7 +531,8 @@ class NonFiniteLossError(FloatingPointError):
 
 def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = None,
         checkpoint: str | Path | None = None, checkpoint_every: int = 0, resume: bool = False,
-        callbacks: Sequence[Callable[[int, History], None]] = (), progress: bool = True) -> History:
+        callbacks: Sequence[Callable[[int, History], None]] = (), progress: bool = True,
+        amp: str = "off", workers: int = 0) -> History:
     """Train `model` on `dataset` (items `(image, target)`) as `config` says; returns the `History`.
 
     Args:
@@ -459,6 +546,13 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
             yet gives a warning, and training starts from step 0.
         callbacks: called as ``callback(step, history)`` after every step (e.g. `LiveLossPlot`).
         progress: show a tqdm progress bar.
+        amp: mixed precision, "off", "bf16" (autocast to bfloat16, CPU or CUDA) or "fp16" (float16 with
+            loss scaling, CUDA only); the losses are computed in float32 either way.
+        workers: DataLoader worker processes loading the batches ahead (0: load in this process).
+
+    Under torchrun (a process group is set up, see :mod:`retina_lessons.distributed`) each process trains
+    on its share of every step's batch through DistributedDataParallel; only rank 0 shows progress, runs
+    the callbacks and writes the checkpoint, and the history holds the global batch's losses.
     """
     from tqdm.auto import tqdm
 
@@ -469,6 +563,10 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
     scheduler = make_scheduler(optimizer, config)
     sampler = BatchSampler(len(dataset), config.batch_size, config.hflip_prob, config.seed)
     parameters = [p for p in model.parameters() if p.requires_grad]
+    device = next(model.parameters()).device
+    autocast, scaler = mixed_precision(amp, device)
+    rank, world_size = rank_and_world_size()
+    compute_losses = data_parallel_loss(model, device)  # model.loss, or its DistributedDataParallel form
 
     if checkpoint_every < 0:
         raise ValueError(f"checkpoint_every={checkpoint_every}: expected a number of steps >= 0 (0: only at the end)")
@@ -494,7 +592,7 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
         torch.manual_seed(config.seed)
 
     def save(step: int) -> None:
-        if checkpoint is not None:
+        if checkpoint is not None and rank == 0:
             save_checkpoint(checkpoint, model, optimizer, scheduler, step, history, config)
 
     def stop(step: int, buffers: list[Tensor], what: str, advice: str = "") -> None:
@@ -509,37 +607,54 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
     model.train()
     cpu_start, wall_start = time.process_time(), time.perf_counter()
     cpu_before, wall_before = history.cpu_seconds, history.wall_seconds
-    bar = tqdm(range(start, until), initial=start, total=until, desc="training", disable=not progress)
+    batches = iter(step_loader(dataset, sampler, start, until, workers, rank, world_size))
+    bar = tqdm(range(start, until), initial=start, total=until, desc="training", disable=not progress or rank > 0)
     for step in bar:
-        images, targets = load_batch(dataset, *sampler(step))
+        waited = time.perf_counter()
+        images, targets = next(batches)
+        history.data_seconds += time.perf_counter() - waited
+        images = [image.to(device) for image in images]
+        targets = [{k: v.to(device) for k, v in target.items()} for target in targets]
         # the forward pass updates BatchNorm's running statistics: keep them to restore on a bad step
         buffers = [b.clone() for b in model.buffers()]
-        losses = model.loss(images, targets)
-        for name, value in losses.items():
+        with autocast():
+            losses = compute_losses(images, targets)
+        logged = average_over_processes(losses)  # the global batch's losses, the same in every process
+        for name, value in logged.items():
             if not torch.isfinite(value):
                 stop(step, buffers, f"the {LOSS_NAMES.get(name, name)} loss is {value.item()}",
                      "Try a lower learning rate, a longer warm-up or gradient clipping.")
         loss = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if scaler is None:
+            loss.backward()
+        else:  # float16: scale the loss up so small gradients survive, then unscale before clipping
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
         max_norm = config.clip_grad_norm if config.clip_grad_norm is not None else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
-        if not torch.isfinite(grad_norm):
+        if not torch.isfinite(grad_norm) and scaler is None:  # (the scaler skips such a step and scales down)
             stop(step, buffers, f"the gradient norm is {grad_norm.item()} although both losses are finite")
-        history.append(step, {k: v.item() for k, v in losses.items()}, scheduler.get_last_lr()[0], grad_norm.item())
-        optimizer.step()
+        history.append(step, {k: v.item() for k, v in logged.items()}, scheduler.get_last_lr()[0], grad_norm.item())
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+            scaler.update()
         scheduler.step()
         history.cpu_seconds = cpu_before + time.process_time() - cpu_start
         history.wall_seconds = wall_before + time.perf_counter() - wall_start
         if progress and (step % 10 == 0 or step + 1 == until):
             bar.set_postfix(cls=f"{history.classification[-1]:.3f}", box=f"{history.bbox_regression[-1]:.3f}",
                             lr=f"{history.lr[-1]:.1e}")
-        for callback in callbacks:
+        for callback in callbacks if rank == 0 else ():
             callback(step, history)
         if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < until:
             save(step + 1)
     bar.close()
     save(until)
+    if world_size > 1:
+        torch.distributed.barrier()  # the checkpoint is written before any process goes on
     model.eval()
     return history
 
@@ -551,10 +666,12 @@ def fit(model: nn.Module, dataset, config: TrainConfig, *, until: int | None = N
 def predict(model: nn.Module, dataset, batch_size: int = 50) -> tuple[list[dict], list[dict]]:
     """Detections and ground truth for every image of `dataset`, in order."""
     model.eval()
+    device = next(model.parameters()).device
     detections, targets = [], []
     for start in range(0, len(dataset), batch_size):
         items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        detections += model.detect([image for image, _ in items])
+        found = model.detect([image.to(device) for image, _ in items])
+        detections += [{k: v.cpu() for k, v in d.items()} for d in found]
         targets += [{"boxes": t["boxes"], "labels": t["labels"]} for _, t in items]
     return detections, targets
 
@@ -579,29 +696,3 @@ def new_classroom_model(seed: int = CLASSROOM_TRAINING.seed) -> nn.Module:
 
     torch.manual_seed(seed)
     return RetinaNet(get_config("classroom"))
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m retina_lessons.training", description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="classroom", choices=["classroom"],
-                        help="model preset and training schedule (only the classroom one fits a CPU)")
-    parser.add_argument("--out", type=Path, default=CLASSROOM_DETECTOR, help="where to write the model's state dict")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (2, as in the notebook)")
-    args = parser.parse_args(argv)
-
-    torch.set_num_threads(args.threads)
-    dataset = classroom_dataset()
-    model = new_classroom_model()
-    history = fit(model, dataset, CLASSROOM_TRAINING)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
-    os.close(fd)
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, args.out)
-    metrics = evaluate(model, heldout_shapes())
-    print(f"{CLASSROOM_TRAINING.steps} steps in {history.cpu_seconds:.0f} s CPU ({history.wall_seconds:.0f} s wall); "
-          f"held-out AP50 {metrics['AP50']:.3f}, AP {metrics['AP']:.3f}; wrote {args.out}")
-
-
-if __name__ == "__main__":
-    main()

@@ -254,7 +254,7 @@ def test_classroom_training_uses_the_paper_optimiser_settings_it_keeps():
 
 
 def test_missing_classroom_detector_says_how_to_train_one(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m retina_lessons.training"):
+    with pytest.raises(FileNotFoundError, match="python -m retina_lessons.train --preset classroom --data shapes"):
         load_classroom_detector(tmp_path / "absent.pt")
 
 
