@@ -38,6 +38,7 @@ The graders and the function each one expects (shapes as in the package glossary
 - ``check_nms(fn)``: ``fn(boxes (N, 4), scores (N,), iou_threshold) -> keep (K,) int64`` (08)
 - ``check_ap_from_pr(fn)``: ``fn(recall (R,), precision (R,)) -> AP (a number)`` (09)
 - ``check_modulating_factor(fn)``: ``fn(logits, targets, gamma) -> (1 - p_t) ** gamma`` (10)
+- ``check_sync_batchnorm_stats(fn)``: ``fn(sums (W, C), squares (W, C), counts (W,)) -> (mean (C,), var (C,))`` (11)
 
 The exercise convention (cell tags, solution markers) is described in
 ``retina_lessons/exercises/student_edition.py``; TEACHING.md lists the exercises of each lesson.
@@ -56,6 +57,7 @@ from .lesson07_training import check_hflip
 from .lesson08_inference import check_nms
 from .lesson09_evaluation import check_ap_from_pr
 from .lesson10_ablation import check_modulating_factor
+from .lesson11_scaling_up import check_sync_batchnorm_stats
 from .runner import check_answer
 
 __all__ = [
@@ -74,6 +76,7 @@ __all__ = [
     "check_modulating_factor",
     "check_nms",
     "check_num_anchors",
+    "check_sync_batchnorm_stats",
 ]
 
 # Every grader by the name its verdict prints, in lesson order.
@@ -91,4 +94,5 @@ ALL_CHECKS: dict[str, Callable[[Callable], bool]] = {
     "nms": check_nms,
     "ap_from_pr": check_ap_from_pr,
     "modulating_factor": check_modulating_factor,
+    "sync_batchnorm_stats": check_sync_batchnorm_stats,
 }
