@@ -188,14 +188,15 @@ def add_legend(fig_or_ax, handles: Sequence, **kwargs) -> None:
 # never into their neighbours.
 _TABLE = "border-collapse: collapse; margin: 4px 0; font-size: 12px; font-variant-numeric: tabular-nums"
 _CELL = "padding: 2px 10px; text-align: right; vertical-align: bottom"
-_HEAD = _CELL + "; font-weight: bold; white-space: normal; max-width: 9em; border-bottom: 1px solid #888"
+_HEAD = _CELL + "; font-weight: bold; white-space: normal; max-width: 12em; border-bottom: 1px solid #888"
 _ROW_HEAD = "padding: 2px 10px; text-align: left; font-weight: bold; white-space: nowrap"
 
 
 def html_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str | None = None) -> str:
     """An HTML table: `header` cells over `rows` of cells (HTML strings); each row's first cell
     names the row. Every header is a cell of its own, padded, right-aligned over its numbers."""
-    head = "".join(f"<th style='{_HEAD}'>{cell}</th>" for cell in header)
+    head = "".join(f"<th style='{_HEAD}{'; text-align: left' if i == 0 else ''}'>{cell}</th>"
+                   for i, cell in enumerate(header))  # the first column names the rows: left-aligned
     body = "".join(
         "<tr>" + "".join(f"<td style='{_ROW_HEAD if i == 0 else _CELL}'>{cell}</td>" for i, cell in enumerate(row))
         + "</tr>" for row in rows)
