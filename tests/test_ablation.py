@@ -38,12 +38,8 @@ TINY = get_config("classroom", backbone_width=0.125, fpn_channels=32, head_convs
 TINY_TRAINING = TrainConfig(steps=3, batch_size=4, optimizer="adamw", lr=1e-3, warmup_steps=1, milestones=(2,), seed=3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Steps this small gain nothing from a second thread (and lose a lot on a busy machine).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

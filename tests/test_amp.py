@@ -22,12 +22,8 @@ SMALL = {  # a torchvision-v1-like detector small enough for a test: ResNet-18, 
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Steps this small gain nothing from a second thread (and lose a lot on a busy machine).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def batch():

@@ -34,12 +34,8 @@ STATE_DICT_ADVICE = "load it with model.load_state_dict(torch.load(path, weights
 NOT_A_CHECKPOINT = "expected a training checkpoint written by save_checkpoint"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Steps this small gain nothing from a second thread (and lose a lot on a busy machine).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

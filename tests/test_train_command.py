@@ -10,13 +10,8 @@ from retina_lessons.synthetic import ShapesDataset, write_coco_split
 from retina_lessons.train import OUTPUTS, main, run
 from retina_lessons.training import CLASSROOM_TRAINING, classroom_dataset, fit, new_classroom_model
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Steps this small gain nothing from a second thread (and lose a lot on a busy machine).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -30,13 +30,8 @@ TINY_TRAINING = TrainConfig(steps=6, batch_size=4, optimizer="sgd", lr=0.01, war
                             clip_grad_norm=10.0, seed=3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Steps this small gain nothing from a second thread (and lose a lot on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Steps this small gain nothing from a second thread (and lose a lot on a busy machine).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
