@@ -135,37 +135,43 @@ def make_nbgrader_course(src_dir: str | Path, course_dir: str | Path) -> list[Pa
 # ----------------------------------------------------------------------------- the round trip
 
 UNTOUCHED, SOLVED = "untouched", "solutions"  # the two submissions a round trip grades
+NBGRADER_TIMEOUT_S = 1800  # one command; autograding lessons 07 and 10 runs their trainings twice
 
 
-def _nbgrader(course_dir: Path, *args: str) -> None:
+def _nbgrader(course_dir: Path, *args: str, timeout_s: float = NBGRADER_TIMEOUT_S) -> None:
     """Run one nbgrader command in the course folder, with this Python; CalledProcessError on failure."""
+    import os
     import subprocess
     import sys
 
+    # nbgrader runs `alembic` (its gradebook's migrations) by name: put this Python's scripts folder first
+    # on PATH, as `uv run` or an activated environment would.
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_dir, capture_output=True,
-                            text=True)
+                            text=True, env=env, stdin=subprocess.DEVNULL, timeout=timeout_s)
     if result.returncode != 0:
         raise subprocess.CalledProcessError(result.returncode, ["nbgrader", *args], result.stdout, result.stderr)
 
 
-def round_trip(course_dir: str | Path, assignment: str) -> dict[str, tuple[float, float]]:
+def round_trip(course_dir: str | Path, assignment: str,
+               timeout_s: float = NBGRADER_TIMEOUT_S) -> dict[str, tuple[float, float]]:
     """Release `assignment`, submit it untouched and with the teacher's solutions, autograde both.
 
     Uses nbgrader's own commands (``generate_assignment``, ``autograde --create``) and its gradebook;
     returns {"untouched": (score, max_score), "solutions": (score, max_score)}. A working course gives
-    (0, max) and (max, max).
+    (0, max) and (max, max). Each nbgrader command may take at most `timeout_s` seconds.
     """
     import shutil
 
     from nbgrader.api import Gradebook
 
     course = Path(course_dir).resolve()
-    _nbgrader(course, "generate_assignment", assignment, "--force")
+    _nbgrader(course, "generate_assignment", assignment, "--force", timeout_s=timeout_s)
     for student, folder in ((UNTOUCHED, "release"), (SOLVED, "source")):
         submitted = course / "submitted" / student / assignment
         shutil.rmtree(submitted, ignore_errors=True)
         shutil.copytree(course / folder / assignment, submitted)
-    _nbgrader(course, "autograde", assignment, "--create", "--force")
+    _nbgrader(course, "autograde", assignment, "--create", "--force", timeout_s=timeout_s)
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         return {student: (gradebook.find_submission(assignment, student).score,
                           gradebook.find_submission(assignment, student).max_score)

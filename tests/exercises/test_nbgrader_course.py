@@ -96,7 +96,7 @@ def test_the_command_writes_a_course(tmp_path, capsys):
 def test_round_trip_with_nbgrader(course, notebook):
     pytest.importorskip("nbgrader")
     assignment = assignment_name(Path(notebook))
-    scores = round_trip(course, assignment)
+    scores = round_trip(course, assignment, timeout_s=600)  # each lesson runs in well under a minute
     points = POINTS_PER_CHECK * len(find_exercises(read_notebook(DEFAULT_NOTEBOOKS / notebook), notebook))
     assert scores[UNTOUCHED] == (0.0, points)
     assert scores[SOLVED] == (points, points)
