@@ -180,3 +180,10 @@ def test_check_targets_does_not_change_its_input():
 def test_check_labels_names_its_argument():
     with pytest.raises(ValueError, match=r"my_labels\[1\] = 2.5"):
         check_labels(np.array([1.0, 2.5]), 3, 2, "my_labels")
+
+
+def test_is_real_takes_python_and_numpy_numbers_but_not_bools():
+    from retina_lessons.validation import is_real
+
+    assert is_real(1) and is_real(0.5) and is_real(np.float32(2)) and is_real(np.int64(3))
+    assert not is_real(True) and not is_real("1") and not is_real(None)

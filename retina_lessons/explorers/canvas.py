@@ -12,7 +12,7 @@ needed: it works in JupyterLab 4 with ipywidgets 8 as installed.
   any photo, and the legends' common look;
 - :func:`html_table`, :func:`error_html`: the numbers under a picture, in one table style that
   reads in JupyterLab's light and dark themes;
-- :func:`is_number`, :func:`check_choice`, :func:`image_index`, :func:`merged_params`: checks on
+- :func:`check_choice`, :func:`image_index`, :func:`merged_params`: checks on
   slider values, naming the parameter;
 - :func:`one_thread`: torch on one thread for an update's small tensors.
 """
@@ -40,11 +40,6 @@ OUTLINE_COLOUR = "black"  # the rim around a box or a line, so it shows on light
 
 
 # ----------------------------------------------------------------------------- checks
-
-
-def is_number(value) -> bool:
-    """A real number (Python or NumPy), not a bool."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def check_choice(name: str, value, choices: Sequence) -> None:

@@ -49,6 +49,7 @@ from ..evaluation import (
 )
 from ..postprocess import Candidates, decode_candidates, detections_from_outputs, suppress
 from ..transform import postprocess_boxes
+from ..validation import is_real
 from .canvas import (
     IMAGE_FORMATS,
     Canvas,
@@ -58,7 +59,6 @@ from .canvas import (
     error_html,
     html_table,
     image_index,
-    is_number,
     merged_params,
     one_thread,
 )
@@ -145,7 +145,7 @@ def cache_outputs(model: nn.Module, images: Sequence[Tensor], batch_size: int = 
 
 
 def _check_score_thresh(score_thresh) -> None:
-    if not is_number(score_thresh) or not 0.0 <= score_thresh < 1.0:
+    if not is_real(score_thresh) or not 0.0 <= score_thresh < 1.0:
         raise ValueError(f"score_thresh={score_thresh!r}: expected a number in [0, 1)")
 
 
@@ -156,7 +156,7 @@ def _check_max_dets(max_dets) -> None:
 
 def _check_filter_params(score_thresh, nms_thresh, max_dets) -> None:
     _check_score_thresh(score_thresh)
-    if not is_number(nms_thresh) or not 0.0 <= nms_thresh <= 1.0:
+    if not is_real(nms_thresh) or not 0.0 <= nms_thresh <= 1.0:
         raise ValueError(f"nms_thresh={nms_thresh!r}: expected an IoU in [0, 1]")
     _check_max_dets(max_dets)
 
@@ -421,7 +421,7 @@ class PredictionsExplorer:
         p = merged_params(self.params, params)
         p["image"] = self._image_index(p["image"])
         _check_filter_params(p["score_thresh"], p["nms_thresh"], p["max_dets"])
-        if not is_number(p["iou"]) or not 0.0 < p["iou"] <= 1.0:
+        if not is_real(p["iou"]) or not 0.0 < p["iou"] <= 1.0:
             raise ValueError(f"iou={p['iou']!r}: expected an IoU in (0, 1]")
         p["max_dets"] = int(p["max_dets"])
         return p
