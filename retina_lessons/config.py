@@ -156,7 +156,8 @@ PAPER = RetinaNetConfig(
     num_classes=80,
     p6_from="c5",
     anchor_convention="centered",
-    allow_low_quality_matches=False,
+    # allow_low_quality_matches stays on: the paper assigns anchors with "the assignment rule from RPN",
+    # which gives each box its best anchors, and Detectron's roi_data/retinanet.py labels them foreground.
     box_loss="smooth_l1",
     loss_normalization="per_batch",
     detections_per_img=100,
