@@ -13,6 +13,10 @@ cells only gain nbgrader's metadata (``schema_version`` 3):
 - every check cell is an **autograded test cell** worth ``POINTS_PER_CHECK`` points; its checker
   call becomes ``assert exercises.check_...(...)``, so the cell fails (and scores 0) whenever the
   checker prints its verdict and returns False;
+- so is every **quick-question check**: a cell after a solution cell that ends in a call of
+  ``exercises.check_...`` (usually ``check_answer``) or of a ``check_...`` function it defines itself
+  (these return False for an unanswered question and raise or return False for a wrong answer);
+  checks written otherwise (a loop of assertions, a ``try`` block) stay ungraded, locked cells;
 - every other cell is **locked** (read-only for students, restored by nbgrader if changed).
 
 Then, in ``course/``, nbgrader does the rest (TEACHING.md has the whole workflow)::
@@ -81,6 +85,19 @@ def _asserted(source: str, where: str) -> str:
     return "\n".join([*lines[:start], asserted, *lines[end:]])
 
 
+def is_quick_check(source: str) -> bool:
+    """Whether a cell ends in a call of ``exercises.check_...`` or of a ``check_...`` function defined in it."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    if not tree.body or not isinstance(tree.body[-1], ast.Expr) or not isinstance(tree.body[-1].value, ast.Call):
+        return False
+    name = ast.unparse(tree.body[-1].value.func)
+    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    return name.startswith("exercises.check_") or (name.startswith("check_") and name in defined)
+
+
 def _metadata(grade_id: str, *, solution: bool = False, grade: bool = False, locked: bool = False,
               points: int | None = None) -> dict:
     meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": SCHEMA_VERSION,
@@ -94,12 +111,14 @@ def nbgrader_notebook(nb, where: str = "notebook"):
     """A copy of ``nb`` with nbgrader's metadata on every cell (see the module docstring)."""
     find_exercises(nb, where)  # the convention holds, or a ValueError names the cell
     nb = copy.deepcopy(nb)
+    after_solution = False  # quick-question checks follow the solution cell they grade
     for index, cell in enumerate(nb.cells):
         cell_id = cell.get("id") or f"cell{index}"
         tags = cell.get("metadata", {}).get("tags", [])
         if cell.cell_type == "code" and BEGIN_SOLUTION in cell.source:
             meta = _metadata(f"solution_{cell_id}", solution=True)
-        elif cell.cell_type == "code" and CHECK_TAG in tags:
+            after_solution = True
+        elif cell.cell_type == "code" and (CHECK_TAG in tags or (after_solution and is_quick_check(cell.source))):
             cell.source = _asserted(cell.source, f"{where}, cell {index}")
             meta = _metadata(f"check_{cell_id}", grade=True, locked=True, points=POINTS_PER_CHECK)
         else:

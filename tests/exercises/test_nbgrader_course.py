@@ -1,6 +1,7 @@
 """The nbgrader course: cell metadata as nbgrader reads it, and the round trip with nbgrader's own
 commands and gradebook (0 points for an untouched copy, full marks for the teacher's solutions)."""
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from retina_lessons.exercises.nbgrader_course import (
     SOLVED,
     UNTOUCHED,
     assignment_name,
+    is_quick_check,
     make_nbgrader_course,
     nbgrader_notebook,
     round_trip,
@@ -47,11 +49,19 @@ def test_every_cell_has_nbgrader_metadata(path):
     graded = nbgrader_notebook(teacher, path.name)
     exercises = find_exercises(teacher, path.name)
     checks = [c for c in graded.cells if c.metadata["nbgrader"]["grade"]]
-    assert len(checks) == len(exercises)
+    tagged = [c for c in checks if "check" in c.metadata.get("tags", [])]
+    assert len(tagged) == len(exercises)
     for cell in checks:
         meta = cell.metadata["nbgrader"]
         assert meta["points"] == POINTS_PER_CHECK and meta["locked"] and not meta["solution"]
-        assert cell.source.startswith("assert exercises.check_")
+        if cell in tagged:
+            assert cell.source.startswith("assert exercises.check_")
+        else:  # a quick question's check: its last statement, the checker call, is asserted
+            last = ast.parse(cell.source).body[-1]
+            assert isinstance(last, ast.Assert) and ast.unparse(last.test).split("(")[0].split(".")[-1].startswith("check_")
+    quick = [c for c in teacher.cells if c.cell_type == "code" and "check" not in c.metadata.get("tags", [])
+             and "# BEGIN SOLUTION" not in c.source and is_quick_check(c.source)]
+    assert len(checks) == len(tagged) + len(quick)  # every quick check comes after a solution
     for cell in graded.cells:
         meta = cell.metadata["nbgrader"]
         assert meta["schema_version"] == 3
@@ -97,8 +107,30 @@ def test_round_trip_with_nbgrader(course, notebook):
     pytest.importorskip("nbgrader")
     assignment = assignment_name(Path(notebook))
     scores = round_trip(course, assignment, timeout_s=600)  # each lesson runs in well under a minute
-    points = POINTS_PER_CHECK * len(find_exercises(read_notebook(DEFAULT_NOTEBOOKS / notebook), notebook))
+    graded = nbgrader_notebook(read_notebook(DEFAULT_NOTEBOOKS / notebook), notebook)
+    points = POINTS_PER_CHECK * sum(cell.metadata["nbgrader"]["grade"] for cell in graded.cells)
     assert scores[UNTOUCHED] == (0.0, points)
     assert scores[SOLVED] == (points, points)
     released = (course / "release" / assignment / notebook).read_text()
     assert "# BEGIN SOLUTION" not in released and "NotImplementedError" in released
+
+
+def test_quick_question_checks_are_graded_too():
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(cells=[
+        new_code_cell("exercises.check_answer('before any solution', f, [], '')"),
+        new_code_cell("def my_count():\n    # BEGIN SOLUTION\n    return 3\n    # END SOLUTION"),
+        new_code_cell("cases = [((), 3)]\nexercises.check_answer('count', my_count, cases, 'hint')"),
+        new_code_cell("def check_it(f):\n    return f() == 3\n\n\ncheck_it(my_count)"),
+        new_code_cell("print(my_count())"),
+        new_code_cell("check_elsewhere(my_count)"),  # a checker this cell does not define
+        new_code_cell("if exercises.check_answer('count', my_count, [((), 3)], 'hint'):\n    print('yes')"),
+    ])
+    graded = nbgrader_notebook(nb)
+    assert [cell.metadata["nbgrader"]["grade"] for cell in graded.cells] == [
+        False, False, True, True, False, False, False]
+    assert graded.cells[2].source.endswith("assert exercises.check_answer('count', my_count, cases, 'hint'), "
+                                           "\"the check above did not pass: see its message\"")
+    assert graded.cells[3].source.splitlines()[-1].startswith("assert check_it(my_count)")
+    assert not is_quick_check("def broken(:") and not is_quick_check("")
