@@ -1,11 +1,16 @@
 """Assigning anchors to ground-truth boxes by IoU, for a whole batch at once.
 
-Paper, Section 4 ("Anchors"): an anchor is assigned to a ground-truth box when their IoU is at least
-0.5, to background when its best IoU is below 0.4; anchors in [0.4, 0.5) are ignored during training.
-torchvision adds *low-quality matches*: every ground-truth box also gets the anchor(s) it overlaps
-most, even below 0.5, so that no box with any overlap goes without a positive anchor. One deliberate
-difference from torchvision: a box that overlaps no anchor at all gets no low-quality match
-(torchvision would make every anchor positive), so such a box has no positive anchor.
+Paper, Section 4 ("Anchors"): "the assignment rule from RPN" with adjusted thresholds: an anchor is
+assigned to a ground-truth box when their IoU is at least 0.5, to background when its best IoU is below
+0.4; anchors in [0.4, 0.5) are ignored during training. Faster R-CNN's RPN rule also makes each box's
+highest-IoU anchor(s) positive; torchvision's ``Matcher`` calls these *low-quality matches*
+(``allow_low_quality_matches=True``, its RetinaNet's setting and the default here) and keeps them at any
+IoU. (Detectron's ``roi_data/retinanet.py`` labels them foreground too, then relabels background every
+anchor whose best IoU is below 0.4.) A promoted anchor is assigned to its own best box, which need not
+be the box that promoted it, so a box can still be left without any positive anchor (the lesson shows
+one). One deliberate difference from torchvision: a box whose IoU is 0 with every anchor gets no
+low-quality match (torchvision's ``Matcher`` counts every anchor as tied for that box's best and makes
+every anchor positive, each matched to its own best box), so such a box has no positive anchor.
 
 Matching is two steps, public so that the anchor explorer colours anchors with training's own rule:
 :func:`anchor_overlaps` (best IoU, best box and the low-quality candidates per anchor, computed once)
@@ -105,7 +110,7 @@ def assign_by_iou(overlaps: Overlaps, fg_iou: float = FG_IOU, bg_iou: float = BG
     """The thresholding half of matching: matched_gt_idx, a box index, BACKGROUND or IGNORE per anchor.
 
     At least `fg_iou`: the best box; below `bg_iou`: BACKGROUND; in between: IGNORE. With low-quality
-    matches, each box's best anchor(s) take their own best box whatever their IoU.
+    matches, each box's best anchor(s) take their own best box whatever their IoU, provided it is above 0.
     """
     check_thresholds(fg_iou, bg_iou)
     best_iou, best_gt_idx, is_best = overlaps
