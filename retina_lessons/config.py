@@ -157,7 +157,9 @@ PAPER = RetinaNetConfig(
     p6_from="c5",
     anchor_convention="centered",
     # allow_low_quality_matches stays on: the paper assigns anchors with "the assignment rule from RPN",
-    # which gives each box its best anchors, and Detectron's roi_data/retinanet.py labels them foreground.
+    # which gives each box its best anchors. (Detectron's roi_data/retinanet.py labels them foreground
+    # but then sends any anchor below 0.4 IoU back to background; torchvision and this library keep
+    # a box's best anchors whatever their IoU, lesson 05 shows the one exception.)
     box_loss="smooth_l1",
     loss_normalization="per_batch",
     detections_per_img=100,
