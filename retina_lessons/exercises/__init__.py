@@ -36,7 +36,7 @@ The graders and the function each one expects (shapes as in the package glossary
 - ``check_focal_loss(fn)``: ``fn(logits, targets, alpha=0.25, gamma=2.0) -> loss`` (06)
 - ``check_hflip(fn)``: ``fn(image (3, H, W), boxes (M, 4)) -> (image, boxes)`` (07)
 - ``check_nms(fn)``: ``fn(boxes (N, 4), scores (N,), iou_threshold) -> keep (K,) int64`` (08)
-- ``check_ap_from_pr(fn)``: ``fn(recall (R,), precision (R,)) -> AP (a number)`` (09)
+- ``check_ap_from_pr(fn)``: ``fn(precision (R,), recall (R,)) -> AP (a number)`` (09)
 - ``check_modulating_factor(fn)``: ``fn(logits, targets, gamma) -> (1 - p_t) ** gamma`` (10)
 - ``check_sync_batchnorm_stats(fn)``: ``fn(sums (W, C), squares (W, C), counts (W,)) -> (mean (C,), var (C,))`` (11)
 

@@ -12,7 +12,7 @@ from retina_lessons import evaluation, exercises
 from retina_lessons.exercises import lesson09_evaluation
 
 
-def _np_ap(recall, precision, *, envelope=True, side="left", thresholds=None, zero_fill=True):
+def _np_ap(precision, recall, *, envelope=True, side="left", thresholds=None, zero_fill=True):
     recall = recall.numpy()
     precision = precision.numpy().copy()
     if envelope:
@@ -26,7 +26,7 @@ def _np_ap(recall, precision, *, envelope=True, side="left", thresholds=None, ze
     return float(sampled.mean()) if len(sampled) else 0.0
 
 
-def ap_student(recall, precision):
+def ap_student(precision, recall):
     envelope = precision.flip(0).cummax(0).values.flip(0)
     thresholds = torch.linspace(0, 1, 101, dtype=recall.dtype)
     inds = torch.searchsorted(recall, thresholds, side="left")
@@ -34,38 +34,42 @@ def ap_student(recall, precision):
     return padded[inds].mean()
 
 
-def ap_eleven_point(recall, precision):
-    return _np_ap(recall, precision, thresholds=np.linspace(0, 1, 11))
+def ap_eleven_point(precision, recall):
+    return _np_ap(precision, recall, thresholds=np.linspace(0, 1, 11))
 
 
-def ap_no_envelope(recall, precision):
-    return _np_ap(recall, precision, envelope=False)
+def ap_no_envelope(precision, recall):
+    return _np_ap(precision, recall, envelope=False)
 
 
-def ap_trapezoid(recall, precision):
+def ap_trapezoid(precision, recall):
     return float(np.trapezoid(precision.numpy(), recall.numpy()))
 
 
-def ap_side_right(recall, precision):
-    return _np_ap(recall, precision, side="right")
+def ap_side_right(precision, recall):
+    return _np_ap(precision, recall, side="right")
 
 
-def ap_reached_thresholds_only(recall, precision):
-    return _np_ap(recall, precision, zero_fill=False)
+def ap_reached_thresholds_only(precision, recall):
+    return _np_ap(precision, recall, zero_fill=False)
 
 
-def ap_fails_without_detections(recall, precision):
+def ap_fails_without_detections(precision, recall):
     envelope = precision.flip(0).cummax(0).values.flip(0)
     inds = torch.searchsorted(recall, torch.linspace(0, 1, 101, dtype=recall.dtype))
     return torch.where(inds < len(recall), envelope[inds.clamp(max=len(recall) - 1)], 0.0).mean()
 
 
-def ap_envelope_from_left(recall, precision):
+def ap_envelope_from_left(precision, recall):
     from_left = torch.from_numpy(np.maximum.accumulate(precision.numpy()))
-    return _np_ap(recall, from_left, envelope=False)
+    return _np_ap(from_left, recall, envelope=False)
 
 
-def library_ap(recall, precision):
+def ap_recall_first(recall, precision):
+    return ap_student(precision, recall)
+
+
+def library_ap(precision, recall):
     return evaluation.interpolated_ap(precision, recall)
 
 
@@ -76,6 +80,7 @@ CORRECT = {
 
 # (checker, wrong answer, text the verdict must contain: the case that catches it)
 WRONG = [
+    ("ap_from_pr", ap_recall_first, "'recall stops at 0.5'"),
     ("ap_from_pr", ap_eleven_point, "'recall stops at 0.5'"),
     ("ap_from_pr", ap_no_envelope, "'precision rises again (needs the envelope)'"),
     ("ap_from_pr", ap_trapezoid, "'perfect detector'"),
@@ -145,5 +150,5 @@ def test_ap_reference_equals_pycocotools():
     )
     recall = tp / num_gt
     precision = tp / torch.arange(1, num_det + 1, dtype=torch.float64)
-    assert abs(lesson09_evaluation._ap_reference(recall, precision) - coco_ap) < 1e-9
+    assert abs(lesson09_evaluation._ap_reference(precision, recall) - coco_ap) < 1e-9
     assert exercises.check_ap_from_pr(ap_student) is True
