@@ -62,9 +62,10 @@ class _ConvBNNet(nn.Sequential):
         def block(c_in, c_out):
             return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out, eps=eps), nn.ReLU()]
 
-        layers = block(3, 4)
-        layers += [nn.Sequential(nn.Sequential(*block(4, 4)))] if nested else block(4, 4)
-        layers += [nn.Conv2d(4, 2, 1)]
+        with torch.random.fork_rng(devices=[]):  # the default init draws from the global generator: keep it
+            layers = block(3, 4)
+            layers += [nn.Sequential(nn.Sequential(*block(4, 4)))] if nested else block(4, 4)
+            layers += [nn.Conv2d(4, 2, 1)]
         super().__init__(*layers)
         with torch.no_grad():
             for name, tensor in self.state_dict().items():
