@@ -74,7 +74,7 @@ def _arrow(ax: Axes, source: Text, target: Text, source_name: str, target_name: 
            start: tuple[float, float] = (1.0, 0.5), end: tuple[float, float] = (0.0, 0.5),
            connectionstyle: str = "arc3", colour: str = "black") -> None:
     # From a point of the source box to a point of the target box, in fractions of each box's frame.
-    ax.figure.draw_without_rendering()  # places the frames (bbox patches) around the texts
+    # The frames (bbox patches) are placed when their texts are drawn, before the arrows (added later).
     arrow = ax.annotate("", xy=end, xycoords=target.get_bbox_patch(), xytext=start,
                         textcoords=source.get_bbox_patch(),
                         arrowprops={"arrowstyle": "-|>", "color": colour, "lw": 1.2, "shrinkA": 0,
