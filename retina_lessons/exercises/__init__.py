@@ -27,6 +27,7 @@ The graders and the function each one expects (shapes as in the package glossary
 
 - ``check_num_anchors(fn)``: ``fn(image_size (H, W), num_anchors_per_location=9) -> int`` (lesson 00)
 - ``check_frozen_batchnorm(fn)``: ``fn(x, weight, bias, running_mean, running_var, eps) -> y`` (01)
+- ``check_freeze_batchnorm(fn)``: ``fn(model) -> model``, every ``nn.BatchNorm2d`` frozen for good (01)
 - ``check_fpn_top_down(fn)``: ``fn(lateral_c3, lateral_c4, lateral_c5) -> [m3, m4, m5]`` (02)
 - ``check_head_reshape(fn)``: ``fn(head_output (B, A*K, H, W), num_anchors) -> (B, H*W*A, K)`` (03)
 - ``check_level_anchors(fn)``: ``fn(feature_size, stride, sizes, aspect_ratios) -> (H*W*A, 4)`` (04)
@@ -47,7 +48,7 @@ The exercise convention (cell tags, solution markers) is described in
 from collections.abc import Callable
 
 from .lesson00_overview import check_num_anchors
-from .lesson01_resnet_taps import check_frozen_batchnorm
+from .lesson01_resnet_taps import check_freeze_batchnorm, check_frozen_batchnorm
 from .lesson02_feature_pyramid import check_fpn_top_down
 from .lesson03_subnets import check_head_reshape
 from .lesson04_anchors import check_level_anchors
@@ -69,6 +70,7 @@ __all__ = [
     "check_encode_boxes",
     "check_focal_loss",
     "check_fpn_top_down",
+    "check_freeze_batchnorm",
     "check_frozen_batchnorm",
     "check_head_reshape",
     "check_hflip",
@@ -83,6 +85,7 @@ __all__ = [
 ALL_CHECKS: dict[str, Callable[[Callable], bool]] = {
     "num_anchors": check_num_anchors,
     "frozen_batchnorm": check_frozen_batchnorm,
+    "freeze_batchnorm": check_freeze_batchnorm,
     "fpn_top_down": check_fpn_top_down,
     "head_reshape": check_head_reshape,
     "level_anchors": check_level_anchors,
