@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from .validation import check_int, check_number, check_numbers
+from .validation import check_int, check_iou_thresholds, check_number, check_numbers
 
 # The paper's constants (Sections 3.3, 4 and 4.1), named once.
 PRIOR_PROB = 0.01  # pi: initial foreground probability of every anchor
@@ -115,10 +115,7 @@ class RetinaNetConfig:
                        f"one positive size per pyramid level P3-P7 ({NUM_LEVELS})")
         check_numbers("anchor_scales", self.anchor_scales, None, "at least one positive scale")
         check_numbers("anchor_ratios", self.anchor_ratios, None, "at least one positive height / width ratio")
-        check_number("fg_iou", self.fg_iou, 0.0, 1.0, "an IoU in [0, 1]")
-        check_number("bg_iou", self.bg_iou, 0.0, 1.0, "an IoU in [0, 1]")
-        if self.bg_iou > self.fg_iou:
-            raise ValueError(f"bg_iou={self.bg_iou}, fg_iou={self.fg_iou}: expected 0 <= bg_iou <= fg_iou <= 1")
+        check_iou_thresholds(self.fg_iou, self.bg_iou)
         if not isinstance(self.allow_low_quality_matches, bool):
             raise ValueError(f"allow_low_quality_matches={self.allow_low_quality_matches!r}: expected True or False")
         check_numbers("box_weights", self.box_weights, 4, "four positive weights (wx, wy, ww, wh)")

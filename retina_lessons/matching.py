@@ -28,6 +28,7 @@ from torch import Tensor
 
 from .boxes import box_iou
 from .config import BG_IOU, FG_IOU
+from .validation import check_iou_thresholds
 
 BACKGROUND = -1  # best IoU below BG_IOU: trained as a negative for every class
 IGNORE = -2  # best IoU in [BG_IOU, FG_IOU): no loss at all
@@ -62,15 +63,6 @@ class Overlaps(NamedTuple):
     best_iou: Tensor  # the anchor's highest IoU with a box of its image; NO_BOX_IOU if the image has none
     best_gt_idx: Tensor  # int64: the box that gives it (the first of equals; 0 if the image has none)
     is_best_anchor: Tensor  # bool: the anchor is (tied for) some box's best anchor, at an IoU above 0
-
-
-def check_thresholds(fg_iou: float, bg_iou: float) -> None:
-    """ValueError unless 0 <= bg_iou <= fg_iou <= 1, naming the offending threshold."""
-    for name, value in (("fg_iou", fg_iou), ("bg_iou", bg_iou)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name}={value!r}: expected a number in [0, 1]")
-    if bg_iou > fg_iou:
-        raise ValueError(f"bg_iou={bg_iou} > fg_iou={fg_iou}: expected bg_iou <= fg_iou")
 
 
 def overlaps_from_iou(iou: Tensor, gt_valid: Tensor | None = None) -> Overlaps:
@@ -112,7 +104,7 @@ def assign_by_iou(overlaps: Overlaps, fg_iou: float = FG_IOU, bg_iou: float = BG
     At least `fg_iou`: the best box; below `bg_iou`: BACKGROUND; in between: IGNORE. With low-quality
     matches, each box's best anchor(s) take their own best box whatever their IoU, provided it is above 0.
     """
-    check_thresholds(fg_iou, bg_iou)
+    check_iou_thresholds(fg_iou, bg_iou)
     best_iou, best_gt_idx, is_best = overlaps
     ignore = torch.full_like(best_gt_idx, IGNORE)
     background = torch.full_like(best_gt_idx, BACKGROUND)
@@ -137,6 +129,6 @@ def match_anchors(anchors_xyxy: Tensor, gt_boxes: Tensor, gt_valid: Tensor | Non
     Returns:
         matched_gt_idx: (B, N) int64 (or (N,) for one image): a box index in [0, M), BACKGROUND or IGNORE.
     """
-    check_thresholds(fg_iou, bg_iou)
+    check_iou_thresholds(fg_iou, bg_iou)
     overlaps = anchor_overlaps(anchors_xyxy, gt_boxes, gt_valid)
     return assign_by_iou(overlaps, fg_iou, bg_iou, allow_low_quality_matches)

@@ -53,6 +53,14 @@ def check_number(name: str, value, low: float, high: float, expected: str, *, lo
         raise ValueError(f"{name}={value!r}: expected {expected}")
 
 
+def check_iou_thresholds(fg_iou, bg_iou) -> None:
+    """The matcher's thresholds: IoUs with 0 <= bg_iou <= fg_iou <= 1, naming the offending one."""
+    check_number("fg_iou", fg_iou, 0.0, 1.0, "an IoU in [0, 1]")
+    check_number("bg_iou", bg_iou, 0.0, 1.0, "an IoU in [0, 1]")
+    if bg_iou > fg_iou:
+        raise ValueError(f"bg_iou={bg_iou!r} > fg_iou={fg_iou!r}: expected 0 <= bg_iou <= fg_iou <= 1")
+
+
 def check_numbers(name: str, values, length: int | None, expected: str, positive: bool = True) -> None:
     """A tuple or list of finite real numbers (positive ones by default), of `length` if given."""
     ok = (isinstance(values, (tuple, list)) and len(values) > 0 and (length is None or len(values) == length)

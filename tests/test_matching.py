@@ -115,7 +115,7 @@ def test_match_anchors_is_overlaps_then_thresholds():
 
 
 @pytest.mark.parametrize("fg_iou, bg_iou, words", [
-    (0.4, 0.5, "bg_iou=0.5 > fg_iou=0.4"), (1.5, 0.4, "fg_iou=1.5: expected a number in [0, 1]"),
+    (0.4, 0.5, "bg_iou=0.5 > fg_iou=0.4"), (1.5, 0.4, "fg_iou=1.5: expected an IoU in [0, 1]"),
     (0.5, -0.1, "bg_iou=-0.1"), (float("nan"), 0.4, "fg_iou=nan"), (True, 0.4, "fg_iou=True"),
 ])
 def test_bad_thresholds_are_named(fg_iou, bg_iou, words):

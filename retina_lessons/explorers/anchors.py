@@ -40,9 +40,9 @@ from ..matching import (
     Overlaps,
     anchor_overlaps,
     assign_by_iou,
-    check_thresholds,
 )
 from ..transform import resized_size
+from ..validation import check_iou_thresholds
 from .canvas import (
     IMAGE_FORMATS,
     Canvas,
@@ -109,7 +109,7 @@ def anchor_states(anchors_xyxy: Tensor, gt_boxes: Tensor, fg_iou: float = FG_IOU
         raise ValueError(f"anchors_xyxy has shape {tuple(anchors_xyxy.shape)}: expected (N, 4)")
     if gt_boxes.dim() != 2 or gt_boxes.shape[-1] != 4:
         raise ValueError(f"gt_boxes has shape {tuple(gt_boxes.shape)}: expected (M, 4)")
-    check_thresholds(fg_iou, bg_iou)
+    check_iou_thresholds(fg_iou, bg_iou)
     if overlaps is None:
         overlaps = anchor_overlaps(anchors_xyxy, gt_boxes.to(anchors_xyxy.dtype))
     elif overlaps.best_iou.shape != (anchors_xyxy.shape[0],):
@@ -428,7 +428,7 @@ class AnchorExplorer:
             value = p[name]
             if value != ALL and (not isinstance(value, (int, np.integer)) or not 0 <= value < len(options)):
                 raise ValueError(f"{name}={value!r}: expected 'all' or an index in [0, {len(options)})")
-        check_thresholds(p["fg_iou"], p["bg_iou"])
+        check_iou_thresholds(p["fg_iou"], p["bg_iou"])
         if not isinstance(p["low_quality"], (bool, np.bool_)):
             raise ValueError(f"low_quality={p['low_quality']!r}: expected True or False")
         location = p["location"]
