@@ -1,4 +1,4 @@
-"""Sparse scenes: one or two small shapes on a large cluttered background, the imbalance of a dense detector.
+"""Sparse scenes: one or two small shapes on a cluttered background, towards the imbalance of a dense detector.
 
 The paper's argument (Section 3.2, Section 5.1) rests on the extreme foreground/background imbalance of
 a dense detector on COCO: ~100k anchors per image, a handful of them positive, 80 classes, so about
