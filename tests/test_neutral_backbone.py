@@ -1,5 +1,6 @@
 """Tests for retina_lessons.neutral_backbone: the crops, the pretraining, the shipped frozen backbone."""
 
+import pytest
 import torch
 
 from retina_lessons.neutral_backbone import (
@@ -11,6 +12,8 @@ from retina_lessons.neutral_backbone import (
     shape_crops,
 )
 from retina_lessons.sparse_shapes import sparse_scenes
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_shape_crops_one_per_shape_and_background_labelled_k():
