@@ -13,9 +13,10 @@ This experiment restores both conditions, at classroom cost:
   (3 scales x 3 ratios, Section 4 "Anchors"); `imbalance` measures the negative (anchor, class)
   pairs per positive and `COCO_NEGATIVES_PER_POSITIVE` is lesson 06's figure for COCO;
 - **a neutral start**: a backbone pretrained once on a task that favours neither loss (classifying
-  shape crops with softmax cross-entropy, :mod:`retina_lessons.neutral_backbone`), frozen as the paper
-  freezes its ImageNet backbone's BatchNorm, in place of ImageNet; every row trains the whole
-  detection head (feature pyramid, classification and box subnets) from the same initial weights;
+  shape crops with softmax cross-entropy, :mod:`retina_lessons.neutral_backbone`) in place of ImageNet;
+  its BatchNorm frozen as Detectron freezes it, and (this project's choice, for speed) all its
+  weights frozen too, where the paper fine-tunes them; every row trains the whole detection head
+  (feature pyramid, classification and box subnets) from the same initial weights;
 - **the paper's optimiser**: SGD, momentum 0.9, weight decay 1e-4, lr 0.01 with a linear warm-up and
   two drops by 10 (Section 4.1 "Optimization"), scaled to `TABLE1_TRAINING.steps` steps; the same
   budget, batches and schedule for every row.
@@ -31,7 +32,7 @@ Run it with ``uv run python -m retina_lessons.ablation --seeds 0 1 2``. Taught i
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor, nn
@@ -250,8 +251,6 @@ def _digest(value) -> str:
 def run_setting(gamma: float, alpha: float, seed: int, train: CachedScenes, heldout: CachedScenes,
                 prior: bool = True, train_config: TrainConfig = TABLE1_TRAINING) -> dict:
     """Train one row with `seed` (initial head weights and batches) and evaluate it: a JSON-ready record."""
-    from dataclasses import replace
-
     config = TABLE1_CONFIG.replace(focal_gamma=gamma, focal_alpha=alpha)
     model = new_detector(config, seed, prior)
     initial = sum(float(p.detach().double().sum()) for p in model.parameters() if p.requires_grad)
