@@ -19,6 +19,11 @@ initialisation, so each run retrains exactly the part the classification loss ac
 `anchor_logits` collects the trained detector's logit for every term of the classification loss,
 split by target, to see what each loss did to the scores.
 
+The paper's conditions (an extreme imbalance, a neutral pretrained backbone, SGD) are restored in
+:mod:`retina_lessons.table1`; this module's command runs that experiment over seeds::
+
+    uv run python -m retina_lessons.ablation --seeds 0 1 2
+
 Taught in ``notebooks/10_ablation.ipynb``.
 """
 
@@ -281,3 +286,81 @@ def draw_table_1(rows: Sequence[dict], axes=None):
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(loc="upper left", ncol=2, fontsize=8)
     return axes
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+TABLE1_RESULTS = "table1_results.json"  # in data/: written by the command, read by lesson 10
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run Table 1 under the paper's conditions (:mod:`retina_lessons.table1`) for the given seeds.
+
+    Prints the imbalance beside COCO's, the table (mean and std over seeds beside the paper), CE without
+    the prior against CE with it, and ends with the focal gain over the best CE row.
+    """
+    import argparse
+    import json
+    import os
+    import platform
+    import sys
+    from datetime import datetime, timezone
+
+    from . import table1
+    from .shipped import DATA_DIR
+
+    parser = argparse.ArgumentParser(description="The paper's Table 1 on sparse shapes, over seeds.")
+    parser.add_argument("--seeds", type=int, nargs="+", required=True, help="seeds of the head's weights and batches")
+    parser.add_argument("--workers", type=int, default=2, help="processes, one thread each (default 2)")
+    parser.add_argument("--out", default=str(DATA_DIR / TABLE1_RESULTS), help="results file (JSON); '' for none")
+    args = parser.parse_args(argv)
+    if any(seed < 0 for seed in args.seeds) or len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds {args.seeds}: expected distinct non-negative integers")
+
+    def cpu_seconds() -> float:  # this process and its finished worker processes
+        times = os.times()
+        return times.user + times.system + times.children_user + times.children_system
+
+    cpu_start, wall_start = cpu_seconds(), time.perf_counter()
+    records = table1.run_seeds(args.seeds, args.workers, log=lambda line: print(line, flush=True))
+    imbalance = table1.imbalance(table1._SCENES["train"])
+    summary = table1.summarise(records)
+    cpu = cpu_seconds() - cpu_start
+    wall = time.perf_counter() - wall_start
+
+    print(f"\nimbalance: {imbalance['anchors']:,} anchors x {imbalance['classes']} classes per "
+          f"{table1.TABLE1_IMAGE_SIZE}-px image, {imbalance['positives_per_image']:.1f} positive anchors per image: "
+          f"{imbalance['negatives_per_positive']:,.0f} negative pairs per positive "
+          f"(COCO, lesson 06: {table1.COCO_NEGATIVES_PER_POSITIVE:,.0f}; the classroom shapes: ~300)")
+    print(f"budget per row: {table1.TABLE1_TRAINING.steps} SGD steps of {table1.TABLE1_TRAINING.batch_size} images, "
+          f"lr {table1.TABLE1_TRAINING.lr:g}, the same batches and schedule in every row\n")
+    print(table1.format_table(summary))
+    print()
+    for row in table1.no_prior_summary(records):
+        fate = (f"diverged at step {row['diverged_at']}" if row["diverged_at"] is not None
+                else f"AP {row['AP no prior']:.1f}")
+        print(f"seed {row['seed']}: CE α={table1.NO_PRIOR_ALPHA:g} without the prior: first loss "
+              f"{row['first loss no prior']:,.1f} (with the prior {row['first loss prior']:,.1f}), {fate} "
+              f"(with the prior: AP {row['AP prior']:.1f})")
+    print(f"per-seed gains (γ=2, α=.25 minus CE α={summary['best_ce_alpha']:g}): "
+          + ", ".join(f"seed {s}: {g:+.1f}" for s, g in zip(summary["seeds"], summary["gains"])))
+    print(f"{len(records)} runs in {wall:.0f} s wall, {cpu:.0f} CPU s ({args.workers} workers)")
+    if args.out:
+        results = {"command": "python -m retina_lessons.ablation " + " ".join(sys.argv[1:] if argv is None else argv),
+                   "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   "machine": f"{platform.machine()}, {torch.__version__}",
+                   "wall_seconds": wall, "cpu_seconds": cpu,
+                   "design": {"image_size": table1.TABLE1_IMAGE_SIZE, "train_images": table1.TRAIN_IMAGES,
+                              "heldout_images": table1.HELDOUT_IMAGES, "steps": table1.TABLE1_TRAINING.steps,
+                              "batch_size": table1.TABLE1_TRAINING.batch_size, "lr": table1.TABLE1_TRAINING.lr},
+                   "imbalance": imbalance, "coco_negatives_per_positive": table1.COCO_NEGATIVES_PER_POSITIVE,
+                   "summary": summary, "gain_line": table1.gain_line(summary), "runs": records}
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
+        print(f"wrote {args.out}")
+    print(table1.gain_line(summary))
+
+
+if __name__ == "__main__":
+    main()
