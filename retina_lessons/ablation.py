@@ -291,7 +291,7 @@ def draw_table_1(rows: Sequence[dict], axes=None):
 # ----------------------------------------------------------------------------- the command
 
 
-TABLE1_RESULTS = "table1_results.json"  # in data/: written by the command, read by lesson 10
+TABLE1_RESULTS = "table1_results.json"  # the command's results file; the committed one is in data/
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -308,12 +308,13 @@ def main(argv: list[str] | None = None) -> None:
     from datetime import datetime, timezone
 
     from . import table1
-    from .shipped import DATA_DIR
 
     parser = argparse.ArgumentParser(description="The paper's Table 1 on sparse shapes, over seeds.")
     parser.add_argument("--seeds", type=int, nargs="+", required=True, help="seeds of the head's weights and batches")
     parser.add_argument("--workers", type=int, default=2, help="processes, one thread each (default 2)")
-    parser.add_argument("--out", default=str(DATA_DIR / TABLE1_RESULTS), help="results file (JSON); '' for none")
+    parser.add_argument("--out", default=TABLE1_RESULTS,
+                        help=f"results file (JSON), default ./{TABLE1_RESULTS}; '' for none. The committed "
+                             f"results are data/{TABLE1_RESULTS}")
     args = parser.parse_args(argv)
     if any(seed < 0 for seed in args.seeds) or len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds {args.seeds}: expected distinct non-negative integers")

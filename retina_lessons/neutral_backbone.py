@@ -136,7 +136,8 @@ def load_neutral_backbone(path: str | Path = NEUTRAL_BACKBONE) -> ResNetTaps:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=NEUTRAL_BACKBONE)
+    parser.add_argument("--out", type=Path, default=Path(NEUTRAL_BACKBONE.name),
+                        help=f"where to save the weights (default ./{NEUTRAL_BACKBONE.name}; the shipped file is data/{NEUTRAL_BACKBONE.name})")
     parser.add_argument("--steps", type=int, default=PRETRAIN_STEPS)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # one thread: the same weights on every machine
