@@ -71,29 +71,48 @@ def assignment_name(notebook: Path) -> str:
     return f"lesson{match.group('number')}"
 
 
+def _checker_call(statement: ast.stmt) -> ast.Call | None:
+    """The checker call a check cell ends with: ``check(...)`` or ``if check(...):`` with no ``else``."""
+    if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
+        return statement.value
+    if isinstance(statement, ast.If) and isinstance(statement.test, ast.Call) and not statement.orelse:
+        return statement.test
+    return None
+
+
 def _asserted(source: str, where: str) -> str:
-    """The check cell with its last expression asserted, so that a False verdict fails the cell."""
+    """The check cell with its checker call asserted, so that a False verdict fails the cell.
+
+    ``check(...)`` becomes ``assert check(...), ...``; ``if check(...):`` and its body (what to show
+    after a right answer) become ``assert check(...), ...`` followed by the body, dedented.
+    """
     tree = ast.parse(source)
-    if not tree.body or not isinstance(tree.body[-1], ast.Expr):
+    call = _checker_call(tree.body[-1]) if tree.body else None
+    if call is None:
         raise ValueError(f"{where}: expected the check cell to end with the checker call")
     last = tree.body[-1]
     lines = source.splitlines()
-    start, end = last.lineno - 1, last.end_lineno  # the expression's lines
-    call = "\n".join(lines[start:end])
-    indent = len(call) - len(call.lstrip())
-    asserted = f"{' ' * indent}assert {call.strip()}, \"the check above did not pass: see its message\""
-    return "\n".join([*lines[:start], asserted, *lines[end:]])
+    start, end = last.lineno - 1, last.end_lineno  # the last statement's lines
+    call_text = ast.get_source_segment(source, call)
+    indent = " " * last.col_offset
+    asserted = [f"{indent}assert {call_text}, \"the check above did not pass: see its message\""]
+    if isinstance(last, ast.If):
+        body_start, body_indent = last.body[0].lineno - 1, last.body[0].col_offset - last.col_offset
+        asserted += [line[body_indent:] if line.strip() else line for line in lines[body_start:end]]
+    return "\n".join([*lines[:start], *asserted, *lines[end:]])
 
 
 def is_quick_check(source: str) -> bool:
-    """Whether a cell ends in a call of ``exercises.check_...`` or of a ``check_...`` function defined in it."""
+    """Whether a cell ends in a call (or an ``if`` on a call) of ``exercises.check_...`` or of a
+    ``check_...`` function defined in it."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return False
-    if not tree.body or not isinstance(tree.body[-1], ast.Expr) or not isinstance(tree.body[-1].value, ast.Call):
+    call = _checker_call(tree.body[-1]) if tree.body else None
+    if call is None:
         return False
-    name = ast.unparse(tree.body[-1].value.func)
+    name = ast.unparse(call.func)
     defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
     return name.startswith("exercises.check_") or (name.startswith("check_") and name in defined)
 

@@ -56,9 +56,10 @@ def test_every_cell_has_nbgrader_metadata(path):
         assert meta["points"] == POINTS_PER_CHECK and meta["locked"] and not meta["solution"]
         if cell in tagged:
             assert cell.source.startswith("assert exercises.check_")
-        else:  # a quick question's check: its last statement, the checker call, is asserted
-            last = ast.parse(cell.source).body[-1]
-            assert isinstance(last, ast.Assert) and ast.unparse(last.test).split("(")[0].split(".")[-1].startswith("check_")
+        else:  # a quick question's check: its checker call is asserted at the top level
+            asserted = [ast.unparse(node.test.func) for node in ast.parse(cell.source).body
+                        if isinstance(node, ast.Assert) and isinstance(node.test, ast.Call)]
+            assert any(name.split(".")[-1].startswith("check_") for name in asserted), cell.source[-200:]
     quick = [c for c in teacher.cells if c.cell_type == "code" and "check" not in c.metadata.get("tags", [])
              and "# BEGIN SOLUTION" not in c.source and is_quick_check(c.source)]
     assert len(checks) == len(tagged) + len(quick)  # every quick check comes after a solution
@@ -125,11 +126,16 @@ def test_quick_question_checks_are_graded_too():
         new_code_cell("def check_it(f):\n    return f() == 3\n\n\ncheck_it(my_count)"),
         new_code_cell("print(my_count())"),
         new_code_cell("check_elsewhere(my_count)"),  # a checker this cell does not define
-        new_code_cell("if exercises.check_answer('count', my_count, [((), 3)], 'hint'):\n    print('yes')"),
+        new_code_cell("if exercises.check_answer('count', my_count,\n                          [((), 3)], 'hint'):\n"
+                      "    print('yes')\n    print('and more')"),
+        new_code_cell("if exercises.check_answer('count', my_count, [((), 3)], 'hint'):\n    pass\nelse:\n    pass"),
     ])
     graded = nbgrader_notebook(nb)
     assert [cell.metadata["nbgrader"]["grade"] for cell in graded.cells] == [
-        False, False, True, True, False, False, False]
+        False, False, True, True, False, False, True, False]
+    assert graded.cells[6].source == ("assert exercises.check_answer('count', my_count,\n                          "
+                                      "[((), 3)], 'hint'), \"the check above did not pass: see its message\"\n"
+                                      "print('yes')\nprint('and more')")
     assert graded.cells[2].source.endswith("assert exercises.check_answer('count', my_count, cases, 'hint'), "
                                            "\"the check above did not pass: see its message\"")
     assert graded.cells[3].source.splitlines()[-1].startswith("assert check_it(my_count)")
