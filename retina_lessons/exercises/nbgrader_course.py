@@ -15,8 +15,10 @@ cells only gain nbgrader's metadata (``schema_version`` 3):
   checker prints its verdict and returns False;
 - so is every **quick-question check**: a cell after a solution cell that ends in a call of
   ``exercises.check_...`` (usually ``check_answer``) or of a ``check_...`` function it defines itself
-  (these return False for an unanswered question and raise or return False for a wrong answer);
-  checks written otherwise (a loop of assertions, a ``try`` block) stay ungraded, locked cells;
+  (these return False for an unanswered question and raise or return False for a wrong answer), or in
+  ``if`` such a call (with no ``else``; the call is asserted and the body runs after it); checks written
+  otherwise (a loop of assertions, a ``try`` block) would stay ungraded, locked cells, and the lessons
+  have none: every solution cell of the series is graded;
 - every other cell is **locked** (read-only for students, restored by nbgrader if changed).
 
 Then, in ``course/``, nbgrader does the rest (TEACHING.md has the whole workflow)::
