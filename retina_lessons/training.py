@@ -18,7 +18,7 @@ preset from scratch on the synthetic shapes; ``notebooks/07_training.ipynb`` exp
 
 The command line is :mod:`retina_lessons.train`; the detector shipped as ``data/classroom_detector.pt`` is::
 
-    python -m retina_lessons.train --preset classroom --data shapes --threads 2 --out runs/classroom \\
+    python -m retina_lessons.train --preset classroom --data shapes --threads 1 --out runs/classroom \\
         --save-model data/classroom_detector.pt
 
 Taught in ``notebooks/07_training.ipynb``.
