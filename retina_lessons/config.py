@@ -3,14 +3,18 @@
 Components take plain arguments; only the builder, ``RetinaNet(config)``, reads a config.
 The presets:
 
-- ``PAPER``: the choices of Lin et al. 2017 (P6 from C5, smooth L1 box loss, loss normalised by the
-  foreground anchors of the whole batch, 100 detections per image, anchors centred in their cell).
+- ``PAPER``: Lin et al. 2017 (80 COCO classes, P6 from C5, smooth L1 box loss, each box's best anchors
+  foreground by the RPN assignment rule), with Detectron's code where the paper says nothing or less:
+  the smooth L1 beta 0.11, anchors centred in their cell, 100 detections per image, and the loss
+  normalised by the foreground anchors of the whole batch (Detectron sums them over a GPU's images; the
+  paper's text normalises each image's loss by its own count, as ``"per_image"`` does).
 - ``TORCHVISION_V1`` / ``TORCHVISION_V2``: ``retinanet_resnet50_fpn`` and ``retinanet_resnet50_fpn_v2``,
   reproduced exactly (P6 from P5 / C5, L1 / GIoU box loss, GroupNorm heads in v2, torchvision's anchor
   rounding, 300 detections per image; the backbone's BatchNorm frozen in v1, as it is built with
   pretrained weights, and trained in v2, which torchvision builds with plain BatchNorm2d in every case).
-- ``CLASSROOM``: a small detector that trains from scratch on the synthetic shapes in minutes on a
-  2-core CPU (lesson 07 explains every choice).
+- ``CLASSROOM``: this project's small detector that trains from scratch on the synthetic shapes on a
+  2-core CPU (about a minute on a quiet 2-core machine; lesson 07 prints the time on yours and explains
+  every choice).
 
 Taught in ``notebooks/00_overview.ipynb`` and used by every lesson.
 """
@@ -22,7 +26,7 @@ from dataclasses import dataclass, replace
 
 from .validation import check_int, check_iou_thresholds, check_number, check_numbers
 
-# The paper's constants (Sections 3.3, 4 and 4.1), named once.
+# The paper's constants (Sections 3.3, 4 and 4.1) and the implementations' (labelled), named once.
 PRIOR_PROB = 0.01  # pi: initial foreground probability of every anchor
 FG_IOU = 0.5  # anchors with IoU >= FG_IOU are foreground ...
 BG_IOU = 0.4  # ... IoU < BG_IOU background, in between ignored
@@ -30,9 +34,11 @@ FOCAL_ALPHA = 0.25
 FOCAL_GAMMA = 2.0
 NO_ALPHA = -1  # focal_alpha that switches the alpha weighting off (torchvision's convention)
 SMOOTH_L1_BETA = 0.11  # Detectron's BBOX_REG_BETA for RetinaNet's smooth L1 box loss (not in the paper)
-BOX_DELTA_CLAMP = math.log(1000.0 / 16)  # largest log-scale change a decoded box may make
+# The largest log-scale change a decoded box may make: Detectron's and torchvision's bbox_xform_clip (not in
+# the paper).
+BOX_DELTA_CLAMP = math.log(1000.0 / 16)
 GROUP_NORM_GROUPS = 32  # GroupNorm groups in the heads (torchvision v2) and GroupNorm backbones
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's input normalisation (ImageNet statistics, RGB in [0, 1])
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
@@ -41,13 +47,17 @@ NUM_LEVELS = 5  # pyramid levels P3-P7, one anchor size each
 
 @dataclass(frozen=True)
 class RetinaNetConfig:
-    """Every choice that defines a RetinaNet, with the paper's / torchvision's defaults."""
+    """Every choice that defines a RetinaNet.
+
+    The defaults are torchvision's ``retinanet_resnet50_fpn`` (91 COCO category ids, L1 box loss, 300
+    detections per image) except ``p6_from``, the paper's C5; the presets below set the rest.
+    """
 
     num_classes: int = 91  # K: sigmoid outputs per anchor, no background class
     # --- backbone (Section 4, "Feature Pyramid Network Backbone") ---
     backbone: str = "resnet50"  # one of BACKBONES
     backbone_norm: str = "frozen_bn"  # "frozen_bn" (pretrained), "bn" or "group" (from scratch)
-    trainable_layers: int = 3  # stages trained, counted from the top: 0 (none) .. 5 (all)
+    trainable_layers: int = 3  # stages trained, counted from the top: 0 (none) .. 5 (all); 3 is torchvision's
     backbone_width: float = 1.0  # channel multiplier of every ResNet stage; < 1: narrower, from scratch only
     # --- feature pyramid ---
     fpn_channels: int = 256  # channels of every P level
@@ -66,17 +76,19 @@ class RetinaNetConfig:
     bg_iou: float = BG_IOU
     allow_low_quality_matches: bool = True  # give each ground-truth box its best anchor(s)
     # --- box coding ---
-    box_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)  # (10, 10, 5, 5) is the std convention
+    # (wx, wy, ww, wh): torchvision's RetinaNet uses 1s; (10, 10, 5, 5) is the Fast R-CNN heads' convention
+    box_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
     box_delta_clamp: float = BOX_DELTA_CLAMP
     # --- losses ---
     focal_alpha: float = FOCAL_ALPHA
     focal_gamma: float = FOCAL_GAMMA
     box_loss: str = "l1"  # "l1", "smooth_l1" or "giou"
     smooth_l1_beta: float = SMOOTH_L1_BETA
-    loss_normalization: str = "per_image"  # "per_image" (torchvision) or "per_batch" (paper)
+    # "per_image" (torchvision, and the paper's wording) or "per_batch" (Detectron's code), see losses.py
+    loss_normalization: str = "per_image"
     # --- preprocessing ---
-    min_size: int = 800  # shorter image side after resizing ...
-    max_size: int = 1333  # ... unless the longer side would exceed this
+    min_size: int = 800  # shorter image side after resizing (the paper's largest scale, Table 1e) ...
+    max_size: int = 1333  # ... unless the longer side would exceed this (Detectron's and torchvision's)
     size_divisible: int = 32  # batches are zero-padded to a multiple of this
     image_mean: tuple[float, float, float] = IMAGENET_MEAN
     image_std: tuple[float, float, float] = IMAGENET_STD
@@ -84,7 +96,7 @@ class RetinaNetConfig:
     score_thresh: float = 0.05
     topk_candidates: int = 1000  # per level, before NMS
     nms_thresh: float = 0.5
-    detections_per_img: int = 300
+    detections_per_img: int = 300  # torchvision's; Detectron's (and COCO's evaluation limit): 100
 
     def __post_init__(self) -> None:
         """Every field checked at construction, naming the field, its value and what is expected."""
@@ -161,8 +173,8 @@ PAPER = RetinaNetConfig(
     loss_normalization="per_batch",
     detections_per_img=100,
 )
-# Trains from scratch on the synthetic shapes (128-pixel images) in about 2 minutes on 2 CPU cores;
-# notebooks/07_training.ipynb explains each choice and measures what it buys.
+# Trains from scratch on the synthetic shapes (128-pixel images) on 2 CPU cores: about a minute on a quiet
+# 2-core machine. notebooks/07_training.ipynb prints the time on yours and explains each choice.
 CLASSROOM = RetinaNetConfig(
     num_classes=3,
     backbone="resnet18",
@@ -171,7 +183,7 @@ CLASSROOM = RetinaNetConfig(
     backbone_width=0.25,  # 16-128 channels instead of 64-512: the step time is what limits training
     fpn_channels=32,
     head_convs=2,
-    head_norm="group",  # GroupNorm in the subnets (as torchvision v2): trains from scratch without stalling
+    head_norm="group",  # GroupNorm in the subnets (as torchvision v2): learned faster from scratch in the design runs
     anchor_sizes=(16, 32, 64, 128, 256),  # 16-406 px with the scales; the objects are 12-100 pixels
     anchor_ratios=(1.0,),  # the shapes' boxes are nearly square: 3 anchors per location instead of 9
     box_loss="giou",

@@ -14,7 +14,7 @@ classes comes from the data.
 
 The shipped detector ``data/classroom_detector.pt`` is made by::
 
-    python -m retina_lessons.train --preset classroom --data shapes --threads 2 --out runs/classroom \\
+    python -m retina_lessons.train --preset classroom --data shapes --threads 1 --out runs/classroom \\
         --save-model data/classroom_detector.pt
 
 Taught in ``notebooks/07_training.ipynb`` (the loop) and ``notebooks/11_scaling_up.ipynb`` (this command).
