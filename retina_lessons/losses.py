@@ -8,7 +8,7 @@ computed on the foreground anchors only.
 Normalisation:
 - ``"per_image"`` (torchvision): each image's sums are divided by that image's foreground count
   (at least 1), then the images are averaged;
-- ``"per_batch"`` (the paper): the batch's sums are divided by the batch's foreground count.
+- ``"per_batch"`` (Detectron, the authors' code; the paper's text normalises per image): the batch's sums are divided by the batch's foreground count.
 
 Box losses: ``"l1"`` on the encoded deltas (torchvision v1), ``"smooth_l1"`` with ``beta`` (the
 paper's Detectron implementation used beta = 0.11, ``SMOOTH_L1_BETA``), or ``"giou"`` on the decoded boxes

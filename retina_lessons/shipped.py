@@ -76,7 +76,7 @@ def load_classroom_detector(path: str | Path = CLASSROOM_DETECTOR, config: Retin
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"path={str(path)!r}: no classroom detector there. Train one (about 3 minutes on 2 cores) with "
+            f"path={str(path)!r}: no classroom detector there. Train one (about a minute on 2 quiet cores) with "
             f"`python -m retina_lessons.train --preset classroom --data shapes --out runs/classroom --save-model {path}`, "
             f"or run notebooks/07_training.ipynb.")
     model = RetinaNet(config or get_config("classroom"))
