@@ -41,7 +41,7 @@ from .config import RetinaNetConfig, get_config
 from .evaluation import coco_ap
 from .neutral_backbone import load_neutral_backbone
 from .sparse_shapes import SPARSE_NUM_CLASSES, sparse_scenes
-from .training import BatchSampler, TrainConfig, lr_factor, make_optimizer
+from .training import BatchSampler, TrainConfig, make_optimizer, make_scheduler
 
 TABLE1_IMAGE_SIZE = 128
 TABLE1_CONFIG: RetinaNetConfig = get_config(
@@ -176,12 +176,19 @@ def train_head(model: nn.Module, scenes: CachedScenes, train_config: TrainConfig
     """Train the trainable part of `model` on cached features with `train_config` (SGD, warm-up, drops).
 
     The loss is the detector's own (`compute_loss`, with the config's gamma and alpha); batches come from
-    `BatchSampler` with ``train_config.seed``. `steps` stops early (the schedule still spans the config's
-    steps). A non-finite loss stops the run and is recorded in ``diverged_at``.
+    `BatchSampler` with ``train_config.seed``, the learning rate from `make_scheduler`, and gradients are
+    clipped as `fit` clips them when ``clip_grad_norm`` is set. `steps` stops early (the schedule still
+    spans the config's steps). A non-finite loss stops the run and is recorded in ``diverged_at``.
+    Cached features cannot be flipped: ``hflip_prob`` must be 0.
     """
+    if train_config.hflip_prob != 0:
+        raise ValueError(f"train_config.hflip_prob={train_config.hflip_prob}: expected 0, cached features "
+                         "cannot be flipped")
     cpu_start = time.process_time()
     optimizer = make_optimizer(model, train_config)
-    sampler = BatchSampler(len(scenes), train_config.batch_size, 0.0, train_config.seed)
+    scheduler = make_scheduler(optimizer, train_config)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    sampler = BatchSampler(len(scenes), train_config.batch_size, train_config.hflip_prob, train_config.seed)
     anchors_xyxy = model.anchors(scenes.image_size)
     run = HeadRun()
     model.train()
@@ -193,16 +200,15 @@ def train_head(model: nn.Module, scenes: CachedScenes, train_config: TrainConfig
         if not torch.isfinite(loss):
             run.diverged_at = step
             break
-        lr = train_config.lr * lr_factor(step, train_config.warmup_steps, train_config.warmup_factor,
-                                         train_config.milestones)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if train_config.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(parameters, train_config.clip_grad_norm)
+        run.lr.append(scheduler.get_last_lr()[0])
         optimizer.step()
+        scheduler.step()
         run.classification.append(losses["classification"].item())
         run.bbox_regression.append(losses["bbox_regression"].item())
-        run.lr.append(lr)
         run.batches.append(indices)
     model.eval()
     run.cpu_seconds = time.process_time() - cpu_start
@@ -232,12 +238,17 @@ FOCAL = (2.0, 0.25)  # the paper's choice: gamma, alpha
 NO_PRIOR_ALPHA = 0.75  # CE without the prior is run with the paper's best CE alpha (Table 1a)
 
 
+def _table_rows() -> dict[str, list[tuple[float, float]]]:
+    """The (gamma, alpha) of the rows of Table 1a and of Table 1b run here (the settings of ablation.py)."""
+    from .ablation import table_1a_settings, table_1b_settings
+
+    return {"1a": [(s.gamma, s.alpha) for s in table_1a_settings(TABLE1_ALPHAS)],
+            "1b": [(s.gamma, s.alpha) for s in table_1b_settings(TABLE1_GAMMAS)]}
+
+
 def table1_settings() -> list[tuple[float, float]]:
     """The (gamma, alpha) of every row of Table 1a and 1b run here, each once (7 trainings)."""
-    from .ablation import BEST_ALPHA
-
-    rows = [(0.0, alpha) for alpha in TABLE1_ALPHAS] + [(gamma, BEST_ALPHA[gamma]) for gamma in TABLE1_GAMMAS]
-    return list(dict.fromkeys(rows))
+    return list(dict.fromkeys(setting for rows in _table_rows().values() for setting in rows))
 
 
 def _digest(value) -> str:
@@ -319,9 +330,7 @@ def summarise(records: list[dict]) -> dict:
     with_prior = [r for r in records if r["prior"]]
     seeds = sorted({r["seed"] for r in with_prior})
     rows = []
-    for table, settings in (("1a", [(0.0, a) for a in TABLE1_ALPHAS]),
-                            ("1b", [(g, a) for g, a in table1_settings() if (g, a) not in
-                                    [(0.0, 0.25), (0.0, 0.5)]])):
+    for table, settings in _table_rows().items():
         for gamma, alpha in settings:
             runs = {r["seed"]: r for r in with_prior if (r["gamma"], r["alpha"]) == (gamma, alpha)}
             ap, ap_std = _mean_std([runs[s]["AP"] for s in seeds])

@@ -146,7 +146,6 @@ def test_the_command_prints_the_table_and_ends_with_the_gain(monkeypatch, capsys
         ablation.main(["--seeds", "1", "1"])
 
 
-@pytest.mark.skipif(not RESULTS.exists(), reason="no committed results yet")
 def test_a_fresh_run_reproduces_the_committed_start_of_training():
     saved = json.loads(RESULTS.read_text())
     assert GAIN_LINE.match(saved["gain_line"]) and saved["summary"]["seeds"] == [0, 1, 2]
