@@ -87,6 +87,16 @@ def test_a_non_finite_loss_stops_the_run(scenes):
     assert run.diverged_at == 0 and run.classification == []
 
 
+def test_flips_are_refused_and_clipping_applies(scenes):
+    train, _ = scenes
+    with pytest.raises(ValueError, match="hflip_prob=0.5: expected 0"):
+        table1.train_head(table1.new_detector(), train, replace(SHORT, hflip_prob=0.5))
+    plain = table1.train_head(table1.new_detector(seed=1), train, SHORT)
+    clipped = table1.train_head(table1.new_detector(seed=1), train, replace(SHORT, clip_grad_norm=1e-6))
+    assert clipped.classification[0] == plain.classification[0]  # the same start ...
+    assert clipped.classification[-1] != plain.classification[-1]  # ... and tiny steps after clipping
+
+
 def fake_records(seeds=(0, 1, 2)):
     records = []
     for seed in seeds:
