@@ -35,6 +35,7 @@ from .backbone import ResNetTaps
 from .config import IMAGENET_MEAN, IMAGENET_STD
 from .shipped import DATA_DIR
 from .sparse_shapes import SPARSE_NUM_CLASSES, sparse_scenes
+from .transform import normalize
 
 NEUTRAL_BACKBONE = DATA_DIR / "neutral_backbone.pt"
 CROP_SIZE = 32  # pixels: every object of a sparse scene (at most 28 pixels) fits whole
@@ -88,13 +89,6 @@ def new_backbone(norm: str = "bn") -> ResNetTaps:
     return ResNetTaps(name, norm, trainable_layers=5 if norm == "bn" else 0, width=width)
 
 
-def normalised(images: Tensor) -> Tensor:
-    """Images in [0, 1] (..., 3, H, W) normalised with the ImageNet mean and std, as the detector does."""
-    mean = images.new_tensor(IMAGENET_MEAN)[:, None, None]
-    std = images.new_tensor(IMAGENET_STD)[:, None, None]
-    return (images - mean) / std
-
-
 def pretrain(crops: Tensor, classes: Tensor, steps: int = PRETRAIN_STEPS, batch_size: int = PRETRAIN_BATCH,
              lr: float = PRETRAIN_LR, seed: int = 0, log=None) -> tuple[ResNetTaps, nn.Linear]:
     """Train a fresh backbone and a linear classifier on `crops` with softmax cross-entropy.
@@ -107,7 +101,7 @@ def pretrain(crops: Tensor, classes: Tensor, steps: int = PRETRAIN_STEPS, batch_
     parameters = [*backbone.parameters(), *classifier.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=1e-4)
     generator = torch.Generator().manual_seed(seed)
-    inputs = normalised(crops)
+    inputs = normalize(crops, IMAGENET_MEAN, IMAGENET_STD)  # as the detector normalises its images
     backbone.train()
     for step in range(steps):
         idx = torch.randint(len(classes), (batch_size,), generator=generator)

@@ -3,15 +3,16 @@
 import pytest
 import torch
 
+from retina_lessons.config import IMAGENET_MEAN, IMAGENET_STD
 from retina_lessons.neutral_backbone import (
     CROP_SIZE,
     NEUTRAL_BACKBONE,
     load_neutral_backbone,
-    normalised,
     pretrain,
     shape_crops,
 )
 from retina_lessons.sparse_shapes import sparse_scenes
+from retina_lessons.transform import normalize
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -37,7 +38,7 @@ def test_pretraining_lowers_the_cross_entropy():
     backbone, classifier = pretrain(crops, classes, steps=40, batch_size=16, log=lines.append)
     assert len(lines) == 1 and lines[0].startswith("step 0: loss") and not backbone.training
     with torch.no_grad():
-        logits = classifier(backbone(normalised(crops))[-1].mean((2, 3)))
+        logits = classifier(backbone(normalize(crops, IMAGENET_MEAN, IMAGENET_STD))[-1].mean((2, 3)))
     loss = torch.nn.functional.cross_entropy(logits, classes)
     assert loss < torch.log(torch.tensor(5.0))  # better than chance over K + 1 = 5 classes
 
