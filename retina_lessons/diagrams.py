@@ -27,6 +27,8 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.text import Text
 
+from .validation import check_int
+
 LEVELS = (3, 4, 5, 6, 7)  # P3 ... P7
 P6_SOURCES = {"c5": "C5", "p5": "P5"}  # the library's p6_from -> the map P6 is computed from
 
@@ -38,18 +40,13 @@ _BOX_COLOUR = "#EAD1DC"
 _FONT = 8
 
 
-def _check_positive(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r}: expected a positive integer")
-
-
 def _check_grid_sizes(grid_sizes: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
     sizes = [tuple(size) for size in grid_sizes]
     if len(sizes) != len(LEVELS) or any(len(size) != 2 for size in sizes):
         raise ValueError(f"grid_sizes={grid_sizes!r}: expected five (H, W) pairs, P3 to P7")
     for height, width in sizes:
-        _check_positive("grid_sizes height", height)
-        _check_positive("grid_sizes width", width)
+        check_int("grid_sizes height", height, 1)
+        check_int("grid_sizes width", width, 1)
     return sizes
 
 
@@ -106,8 +103,8 @@ def draw_fpn(in_channels: Sequence[int], out_channels: int, grid_sizes: Sequence
     if len(in_channels) != 3:
         raise ValueError(f"in_channels={in_channels!r}: expected the channels of C3, C4, C5 (three numbers)")
     for channels in in_channels:
-        _check_positive("in_channels", channels)
-    _check_positive("out_channels", out_channels)
+        check_int("in_channels", channels, 1)
+    check_int("out_channels", out_channels, 1)
     sizes = _check_grid_sizes(grid_sizes)
     if p6_from not in P6_SOURCES:
         raise ValueError(f"p6_from={p6_from!r}: expected 'c5' (the paper) or 'p5' (torchvision v1)")
@@ -173,7 +170,7 @@ def draw_subnets(channels: int, num_anchors: int, num_classes: int, grid_sizes: 
     """
     for name, value in (("channels", channels), ("num_anchors", num_anchors), ("num_classes", num_classes),
                         ("num_convs", num_convs)):
-        _check_positive(name, value)
+        check_int(name, value, 1)
     sizes = _check_grid_sizes(grid_sizes)
     num_rows = num_anchors * sum(height * width for height, width in sizes)  # N
 

@@ -107,10 +107,10 @@ def test_no_text_overlaps_and_every_arrow_is_visible(draw):
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"in_channels": (128, 256)}, r"in_channels=\(128, 256\): expected the channels of C3, C4, C5"),
-    ({"out_channels": 0}, r"out_channels=0: expected a positive integer"),
+    ({"out_channels": 0}, r"out_channels=0: expected an integer >= 1"),
     ({"grid_sizes": GRIDS[:4]}, r"grid_sizes=.*: expected five \(H, W\) pairs"),
     ({"grid_sizes": [(120, 100, 1)] * 5}, r"grid_sizes=.*: expected five \(H, W\) pairs"),
-    ({"grid_sizes": [(0, 100)] * 5}, r"grid_sizes height=0: expected a positive integer"),
+    ({"grid_sizes": [(0, 100)] * 5}, r"grid_sizes height=0: expected an integer >= 1"),
     ({"p6_from": "P5"}, r"p6_from='P5': expected 'c5' \(the paper\) or 'p5' \(torchvision v1\)"),
 ])
 def test_fpn_rejects_bad_arguments(ax, kwargs, message):
@@ -120,10 +120,10 @@ def test_fpn_rejects_bad_arguments(ax, kwargs, message):
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"num_classes": 0}, r"num_classes=0: expected a positive integer"),
-    ({"num_anchors": 2.5}, r"num_anchors=2.5: expected a positive integer"),
-    ({"channels": True}, r"channels=True: expected a positive integer"),
-    ({"num_convs": -1}, r"num_convs=-1: expected a positive integer"),
+    ({"num_classes": 0}, r"num_classes=0: expected an integer >= 1"),
+    ({"num_anchors": 2.5}, r"num_anchors=2.5: expected an integer >= 1"),
+    ({"channels": True}, r"channels=True: expected an integer >= 1"),
+    ({"num_convs": -1}, r"num_convs=-1: expected an integer >= 1"),
     ({"grid_sizes": []}, r"grid_sizes=\[\]: expected five \(H, W\) pairs"),
 ])
 def test_subnets_reject_bad_arguments(ax, kwargs, message):
