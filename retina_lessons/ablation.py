@@ -318,6 +318,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if any(seed < 0 for seed in args.seeds) or len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds {args.seeds}: expected distinct non-negative integers")
+    if args.workers < 1:
+        parser.error(f"--workers {args.workers}: expected at least 1 process")
+    if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        parser.error(f"--out {args.out}: its folder does not exist; expected a file in an existing folder")
 
     def cpu_seconds() -> float:  # this process and its finished worker processes
         times = os.times()

@@ -154,6 +154,10 @@ def test_the_command_prints_the_table_and_ends_with_the_gain(monkeypatch, capsys
     assert saved["gain_line"] == lines[-1] and saved["summary"]["seeds"] == [0, 1, 2]
     with pytest.raises(SystemExit):
         ablation.main(["--seeds", "1", "1"])
+    with pytest.raises(SystemExit):
+        ablation.main(["--seeds", "1", "--workers", "0"])
+    with pytest.raises(SystemExit):
+        ablation.main(["--seeds", "1", "--out", "no/such/folder/results.json"])
 
 
 def test_a_fresh_run_reproduces_the_committed_start_of_training():
