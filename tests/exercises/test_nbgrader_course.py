@@ -63,6 +63,8 @@ def test_every_cell_has_nbgrader_metadata(path):
     quick = [c for c in teacher.cells if c.cell_type == "code" and "check" not in c.metadata.get("tags", [])
              and "# BEGIN SOLUTION" not in c.source and is_quick_check(c.source)]
     assert len(checks) == len(tagged) + len(quick)  # every quick check comes after a solution
+    solutions = [c for c in graded.cells if c.metadata["nbgrader"]["solution"]]
+    assert len(checks) == len(solutions)  # every solution of the series is graded, once
     for cell in graded.cells:
         meta = cell.metadata["nbgrader"]
         assert meta["schema_version"] == 3
