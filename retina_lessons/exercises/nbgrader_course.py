@@ -178,19 +178,47 @@ UNTOUCHED, SOLVED = "untouched", "solutions"  # the two submissions a round trip
 NBGRADER_TIMEOUT_S = 1800  # one command; autograding lessons 07 and 10 runs their trainings twice
 
 
+class NbgraderTimeout(RuntimeError):
+    """An nbgrader command ran past its time limit; the message ends with the end of its log."""
+
+
+def _log_tail(log: str, num_lines: int = 40, line_chars: int = 300) -> str:
+    """The last `num_lines` lines of a log, each cut to `line_chars` characters (figures are long lines)."""
+    lines = log.splitlines()[-num_lines:]
+    return "\n".join(line if len(line) <= line_chars else line[:line_chars] + " ..." for line in lines)
+
+
 def _nbgrader(course_dir: Path, *args: str, timeout_s: float = NBGRADER_TIMEOUT_S) -> None:
-    """Run one nbgrader command in the course folder, with this Python; CalledProcessError on failure."""
+    """Run one nbgrader command in the course folder, with this Python.
+
+    CalledProcessError when it fails; NbgraderTimeout, after stopping the command and the kernels it
+    started, when it runs past `timeout_s` seconds. Its log is kept at debug level, so that the message
+    of a timeout shows the cell the kernel was executing.
+    """
     import os
+    import signal
     import subprocess
     import sys
 
     # nbgrader runs `alembic` (its gradebook's migrations) by name: put this Python's scripts folder first
     # on PATH, as `uv run` or an activated environment would.
     env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
-    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_dir, capture_output=True,
-                            text=True, env=env, stdin=subprocess.DEVNULL, timeout=timeout_s)
-    if result.returncode != 0:
-        raise subprocess.CalledProcessError(result.returncode, ["nbgrader", *args], result.stdout, result.stderr)
+    command = [sys.executable, "-m", "nbgrader", *args, "--debug"]
+    posix = os.name == "posix"  # a session of its own, so that a timeout stops its kernels too
+    with subprocess.Popen(command, cwd=course_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=env, stdin=subprocess.DEVNULL, start_new_session=posix) as process:
+        try:
+            log, _ = process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            if posix:
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.kill()
+            log, _ = process.communicate()
+            raise NbgraderTimeout(f"nbgrader {' '.join(args)} ran past {timeout_s:g} s in {course_dir}; "
+                                  f"the end of its log:\n{_log_tail(log)}") from None
+    if process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, ["nbgrader", *args], log)
 
 
 def round_trip(course_dir: str | Path, assignment: str,

@@ -2,6 +2,7 @@
 commands and gradebook (0 points for an untouched copy, full marks for the teacher's solutions)."""
 
 import ast
+import warnings
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from retina_lessons.exercises import student_edition
 from retina_lessons.exercises.nbgrader_course import (
     POINTS_PER_CHECK,
+    NbgraderTimeout,
     SOLVED,
     UNTOUCHED,
     assignment_name,
@@ -109,7 +111,11 @@ def test_the_command_writes_a_course(tmp_path, capsys):
 def test_round_trip_with_nbgrader(course, notebook):
     pytest.importorskip("nbgrader")
     assignment = assignment_name(Path(notebook))
-    scores = round_trip(course, assignment, timeout_s=600)  # each lesson runs in well under a minute
+    try:  # each command takes well under a minute on a quiet 2-core machine
+        scores = round_trip(course, assignment, timeout_s=300)
+    except NbgraderTimeout as timeout:  # a crowded machine: say so, with nbgrader's log, and try once more
+        warnings.warn(f"retrying the round trip of {notebook} once: {timeout}", stacklevel=1)
+        scores = round_trip(course, assignment, timeout_s=600)
     graded = nbgrader_notebook(read_notebook(DEFAULT_NOTEBOOKS / notebook), notebook)
     points = POINTS_PER_CHECK * sum(cell.metadata["nbgrader"]["grade"] for cell in graded.cells)
     assert scores[UNTOUCHED] == (0.0, points)
@@ -142,3 +148,11 @@ def test_quick_question_checks_are_graded_too():
                                            "\"the check above did not pass: see its message\"")
     assert graded.cells[3].source.splitlines()[-1].startswith("assert check_it(my_count)")
     assert not is_quick_check("def broken(:") and not is_quick_check("")
+
+
+def test_an_nbgrader_command_past_its_time_is_stopped_with_its_log(tmp_path):
+    pytest.importorskip("nbgrader")
+    from retina_lessons.exercises.nbgrader_course import _nbgrader
+
+    with pytest.raises(NbgraderTimeout, match=r"(?s)ran past 0\.01 s.*the end of its log"):
+        _nbgrader(tmp_path, "--version", timeout_s=0.01)  # starting Python alone takes longer
