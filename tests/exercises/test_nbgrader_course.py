@@ -10,9 +10,9 @@ import pytest
 from retina_lessons.exercises import student_edition
 from retina_lessons.exercises.nbgrader_course import (
     POINTS_PER_CHECK,
-    NbgraderTimeout,
     SOLVED,
     UNTOUCHED,
+    NbgraderTimeout,
     assignment_name,
     is_quick_check,
     make_nbgrader_course,
