@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> None:
 
     cpu_start, wall_start = cpu_seconds(), time.perf_counter()
     records = table1.run_seeds(args.seeds, args.workers, log=lambda line: print(line, flush=True))
-    imbalance = table1.imbalance(table1._SCENES["train"])
+    imbalance = table1.imbalance(table1.shared_scenes("train"))
     summary = table1.summarise(records)
     cpu = cpu_seconds() - cpu_start
     wall = time.perf_counter() - wall_start

@@ -41,19 +41,21 @@ def test_cached_features_give_the_detectors_own_detections(scenes):
 def test_imbalance_counts_every_anchor_class_pair(scenes):
     train, _ = scenes
     counted = table1.imbalance(train)
-    assert counted["anchors"] == (16 * 16 + 8 * 8 + 4 * 4 + 2 * 2 + 1) * 9 and counted["classes"] == 4
+    assert table1.TABLE1_IMAGE_SIZE == 192  # P3-P7 grids of 24, 12, 6, 3 and 2 cells a side
+    assert counted["anchors"] == (24 * 24 + 12 * 12 + 6 * 6 + 3 * 3 + 2 * 2) * 9 and counted["classes"] == 4
     positives = counted["positives_per_image"] * len(train)
     expected = (counted["anchors"] * 4 * len(train) - positives) / positives
     assert math.isclose(counted["negatives_per_positive"], expected)
-    assert counted["negatives_per_positive"] > 1000  # far above the classroom shapes' ~300
+    assert counted["negatives_per_positive"] > 2000  # far above the classroom shapes' ~300
     assert round(table1.COCO_NEGATIVES_PER_POSITIVE) == 52_846
 
 
 def test_the_settings_are_table_1a_and_1b():
     settings = table1.table1_settings()
-    assert len(settings) == len(set(settings)) == 7
-    assert [(0.0, 0.25), (0.0, 0.5), (0.0, 0.75)] == settings[:3] and table1.FOCAL in settings
-    assert all(alpha == ablation.BEST_ALPHA[gamma] for gamma, alpha in settings[3:])
+    assert len(settings) == len(set(settings)) == 11
+    assert [(0.0, alpha) for alpha in ablation.PAPER_TABLE_1A] == settings[:7]  # every alpha of Table 1a
+    assert table1.FOCAL in settings
+    assert all(alpha == ablation.BEST_ALPHA[gamma] for gamma, alpha in settings[7:])
 
 
 def test_no_prior_changes_only_the_classification_bias():
@@ -101,7 +103,7 @@ def fake_records(seeds=(0, 1, 2)):
     records = []
     for seed in seeds:
         for gamma, alpha in table1.table1_settings():
-            ap = 30 + 10 * gamma / (1 + gamma) + alpha + seed  # FL above CE; CE best at alpha .75
+            ap = 30 + 10 * gamma / (1 + gamma) + min(alpha, 1.5 - alpha) + seed  # FL above CE; CE best at .75
             records.append({"gamma": gamma, "alpha": alpha, "seed": seed, "prior": True, "AP": ap,
                             "AP50": ap + 20, "diverged_at": None, "first_classification": [10.0, 5.0]})
         records.append({"gamma": 0.0, "alpha": table1.NO_PRIOR_ALPHA, "seed": seed, "prior": False, "AP": 0.0,
@@ -111,10 +113,11 @@ def fake_records(seeds=(0, 1, 2)):
 
 def test_summary_over_seeds_and_the_gain_line():
     records = fake_records()
-    records[6]["AP"] += 1.5  # seed 0, gamma = 5: only moves that row
+    gamma_5_seed_0 = next(i for i, r in enumerate(records) if (r["gamma"], r["seed"]) == (5.0, 0))
+    records[gamma_5_seed_0]["AP"] += 1.5  # only moves that row
     summary = table1.summarise(records)
     assert summary["seeds"] == [0, 1, 2] and summary["best_ce_alpha"] == 0.75
-    assert [row["table"] for row in summary["rows"]] == ["1a"] * 3 + ["1b"] * 5
+    assert [row["table"] for row in summary["rows"]] == ["1a"] * 7 + ["1b"] * 5
     gain = 10 * 2 / 3 + 0.25 - 0.75
     assert all(math.isclose(g, gain) for g in summary["gains"]) and math.isclose(summary["gain"], gain)
     assert summary["gain_std"] == pytest.approx(0, abs=1e-9)
@@ -125,7 +128,7 @@ def test_summary_over_seeds_and_the_gain_line():
     line = table1.gain_line(summary)
     assert GAIN_LINE.match(line) and line == "focal gain over best CE: +6.2 AP (seed std 0.0 AP)"
     text = table1.format_table(summary)
-    assert len(text.splitlines()) == 2 + 8 and text.count("<- best CE") == 1
+    assert len(text.splitlines()) == 2 + 12 and text.count("<- best CE") == 1
 
 
 def test_no_prior_summary_and_its_plot():
@@ -142,10 +145,10 @@ def test_no_prior_summary_and_its_plot():
 
 def test_the_command_prints_the_table_and_ends_with_the_gain(monkeypatch, capsys, scenes, tmp_path):
     def fake_run_seeds(seeds, workers, log=None):
-        table1._SCENES["train"] = scenes[0]
         return fake_records(seeds)
 
     monkeypatch.setattr(table1, "run_seeds", fake_run_seeds)
+    monkeypatch.setattr(table1, "shared_scenes", lambda name: dict(zip(("train", "heldout"), scenes))[name])
     out = tmp_path / "results.json"
     ablation.main(["--seeds", "0", "1", "2", "--out", str(out)])
     lines = capsys.readouterr().out.strip().splitlines()
