@@ -91,11 +91,13 @@ def render_sparse_scene(index: int, seed: int = 0, split: str = "train", image_s
     return image, np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64)
 
 
-def sparse_scenes(num_images: int, split: str = "train", seed: int = 0, **options) -> tuple[Tensor, list, list]:
-    """Scenes 0..`num_images`-1 of a split: images float32 (N, 3, H, W) in [0, 1], boxes and labels per image.
+def sparse_scenes(num_images: int, split: str = "train", seed: int = 0, first: int = 0,
+                  **options) -> tuple[Tensor, list, list]:
+    """Scenes `first`..`first` + `num_images` - 1 of a split: images float32 (N, 3, H, W) in [0, 1], boxes and
+    labels per image.
 
     `options` are passed to :func:`render_sparse_scene` (image size, classes, objects and their sizes).
     """
-    items = [render_sparse_scene(i, seed, split, **options) for i in range(num_images)]
+    items = [render_sparse_scene(i, seed, split, **options) for i in range(first, first + num_images)]
     images = torch.from_numpy(np.stack([image for image, _, _ in items])).float() / 255  # (N, 3, H, W)
     return images, [torch.from_numpy(b) for _, b, _ in items], [torch.from_numpy(lab) for _, _, lab in items]

@@ -121,32 +121,40 @@ def cache_scenes(split: str, num_images: int, config: RetinaNetConfig = TABLE1_C
     The images go through the detector's own preprocessing (normalisation, padding), so the cached
     features are exactly those the detector computes in `detect`.
     """
-    images, boxes, labels = sparse_scenes(num_images, split, image_size=config.min_size,
-                                          num_classes=config.num_classes)
     model = new_detector(config).eval()
-    features, image_size = [], None
-    for start in range(0, num_images, chunk):
-        batch, _, _ = model.preprocess(list(images[start:start + chunk]))
+    levels, boxes, labels, image_size = [], [], [], None
+    for start in range(0, num_images, chunk):  # `chunk` images drawn and held at a time (memory)
+        images, chunk_boxes, chunk_labels = sparse_scenes(min(chunk, num_images - start), split, first=start,
+                                                          image_size=config.min_size, num_classes=config.num_classes)
+        batch, _, _ = model.preprocess(list(images))
         image_size = tuple(batch.shape[-2:])
-        features.append(model.backbone(batch.contiguous(memory_format=torch.channels_last)))
-    levels = [torch.cat([f[level] for f in features]).contiguous() for level in range(3)]
+        features = model.backbone(batch.contiguous(memory_format=torch.channels_last))  # [C3, C4, C5]
+        if not levels:  # one (I, C, H, W) tensor per level, filled chunk by chunk
+            levels = [torch.empty((num_images, *f.shape[1:]), dtype=f.dtype) for f in features]
+        for level, f in zip(levels, features):
+            level[start:start + len(f)] = f
+        boxes += chunk_boxes
+        labels += chunk_labels
     return CachedScenes(levels, boxes, labels, image_size)
 
 
-def imbalance(scenes: CachedScenes, config: RetinaNetConfig = TABLE1_CONFIG) -> dict[str, float]:
+def imbalance(scenes: CachedScenes, config: RetinaNetConfig = TABLE1_CONFIG, chunk: int = 100) -> dict[str, float]:
     """Positive and negative (anchor, class) pairs per image, counted as lesson 06 counts them for COCO.
 
     A positive is a foreground anchor (its object's class); every other (anchor, class) pair is a
-    negative: ``negatives per positive = (N * K - positives) / positives`` over all N anchors.
+    negative: ``negatives per positive = (N * K - positives) / positives`` over all N anchors. Images are
+    matched `chunk` at a time (memory).
     """
     from .matching import match_anchors, pad_ground_truth
 
     model = new_detector(config)
     anchors_xyxy = model.anchors(scenes.image_size)  # (N, 4)
-    gt_boxes, _, gt_valid = pad_ground_truth(scenes.boxes, scenes.labels)
-    matched_gt_idx = match_anchors(anchors_xyxy, gt_boxes, gt_valid, config.fg_iou, config.bg_iou,
-                                   config.allow_low_quality_matches)  # (I, N)
-    positives = int((matched_gt_idx >= 0).sum())
+    positives = 0
+    for start in range(0, len(scenes), chunk):
+        gt_boxes, _, gt_valid = pad_ground_truth(scenes.boxes[start:start + chunk], scenes.labels[start:start + chunk])
+        matched_gt_idx = match_anchors(anchors_xyxy, gt_boxes, gt_valid, config.fg_iou, config.bg_iou,
+                                       config.allow_low_quality_matches)  # (chunk, N)
+        positives += int((matched_gt_idx >= 0).sum())
     num_anchors, K = len(anchors_xyxy), config.num_classes
     return {"anchors": num_anchors, "classes": K, "objects_per_image": sum(map(len, scenes.boxes)) / len(scenes),
             "positives_per_image": positives / len(scenes),
@@ -277,7 +285,7 @@ def run_setting(gamma: float, alpha: float, seed: int, train: CachedScenes, held
             "first_bbox_regression": run.bbox_regression[:FIRST_STEPS]}
 
 
-_SCENES: dict[str, CachedScenes] = {}  # the cached scenes, shared with the worker processes (forked)
+_SCENES: dict[str, CachedScenes] = {}  # the cached scenes of this process, by name (see shared_scenes)
 SCENE_SETS = {"train": ("train", TRAIN_IMAGES), "heldout": ("val", HELDOUT_IMAGES)}  # name -> (split, images)
 
 
@@ -305,14 +313,13 @@ def _run_job(job: tuple[float, float, int, bool]) -> dict:
 def run_seeds(seeds: list[int], workers: int = 2, log=None) -> list[dict]:
     """Every row of Table 1 and the no-prior CE run, for every seed: one record per run (see `run_setting`).
 
-    Runs are spread over `workers` processes (forked: Linux), each on one thread; their results do not
-    depend on it. With one worker the runs take turns in this process, on one thread.
+    Runs are spread over `workers` fresh processes ("spawn", on every operating system; each caches the
+    scenes once, on one thread, and runs on one thread), so their results do not depend on `workers`, and a
+    worker holds only what its runs need, not a copy of the caller's memory. With one worker the runs take
+    turns in this process, on one thread.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-
-    for name in SCENE_SETS:  # before the workers are forked, so that they share them
-        shared_scenes(name)
     jobs = [(gamma, alpha, seed, True) for seed in seeds for gamma, alpha in table1_settings()]
     jobs += [(0.0, NO_PRIOR_ALPHA, seed, False) for seed in seeds]
     records = []
@@ -320,7 +327,7 @@ def run_seeds(seeds: list[int], workers: int = 2, log=None) -> list[dict]:
     if workers <= 1:
         results = map(_run_job, jobs)
     else:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
         results = pool.map(_run_job, jobs)
     for record in results:
         records.append(record)
