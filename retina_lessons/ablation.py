@@ -19,7 +19,7 @@ initialisation, so each run retrains exactly the part the classification loss ac
 `anchor_logits` collects the trained detector's logit for every term of the classification loss,
 split by target, to see what each loss did to the scores.
 
-The paper's conditions (an extreme imbalance, a neutral pretrained backbone, SGD) are restored in
+The paper's conditions (a far larger imbalance, a neutral pretrained backbone, SGD) are approached in
 :mod:`retina_lessons.table1`; this module's command runs that experiment over seeds::
 
     uv run python -m retina_lessons.ablation --seeds 0 1 2
