@@ -19,7 +19,6 @@ import argparse
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 
 import torch
 
@@ -32,10 +31,8 @@ SCENES: dict[str, table1.CachedScenes] = {}  # cached before the workers are for
 def run(job: tuple[int, float, float, int]) -> tuple[int, float, float, int, float, float]:
     torch.set_num_threads(1)
     steps, gamma, alpha, seed = job
-    schedule = replace(table1.TABLE1_TRAINING, steps=steps, warmup_steps=steps // 10,
-                       milestones=(steps * 2 // 3, steps * 8 // 9))
     record = table1.run_setting(gamma, alpha, seed, SCENES["train"], SCENES["heldout"],
-                                train_config=schedule)
+                                train_config=table1.table1_training(steps))
     return steps, gamma, alpha, seed, record["AP"], record["cpu_seconds"]
 
 
