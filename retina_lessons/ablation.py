@@ -343,13 +343,8 @@ def main(argv: list[str] | None = None) -> None:
     print(table1.format_table(summary))
     print()
     for row in table1.no_prior_summary(records):
-        fate = (f"diverged at step {row['diverged_at']}" if row["diverged_at"] is not None
-                else f"AP {row['AP no prior']:.1f}")
-        print(f"seed {row['seed']}: CE α={table1.NO_PRIOR_ALPHA:g} without the prior: first loss "
-              f"{row['first loss no prior']:,.1f} (with the prior {row['first loss prior']:,.1f}), {fate} "
-              f"(with the prior: AP {row['AP prior']:.1f})")
-    print(f"per-seed gains (γ=2, α=.25 minus CE α={summary['best_ce_alpha']:g}): "
-          + ", ".join(f"seed {s}: {g:+.1f}" for s, g in zip(summary["seeds"], summary["gains"])))
+        print(table1.no_prior_line(row))
+    print(f"per-seed gains (γ=2, α=.25 minus CE α={summary['best_ce_alpha']:g}): {table1.seed_gains(summary)}")
     print(f"{len(records)} runs in {wall:.0f} s wall, {cpu:.0f} CPU s ({args.workers} workers)")
     if args.out:
         results = {"command": "python -m retina_lessons.ablation " + " ".join(sys.argv[1:] if argv is None else argv),
