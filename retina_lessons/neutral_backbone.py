@@ -134,6 +134,10 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"where to save the weights (default ./{NEUTRAL_BACKBONE.name}; the shipped file is data/{NEUTRAL_BACKBONE.name})")
     parser.add_argument("--steps", type=int, default=PRETRAIN_STEPS)
     args = parser.parse_args(argv)
+    if args.steps < 1:
+        parser.error(f"--steps {args.steps}: expected at least 1 training step")
+    if not args.out.resolve().parent.is_dir():
+        parser.error(f"--out {args.out}: its folder does not exist; expected a file in an existing folder")
     torch.set_num_threads(1)  # one thread: the same weights on every machine
     scenes = sparse_scenes(PRETRAIN_IMAGES, PRETRAIN_SPLIT)
     crops, classes = shape_crops(*scenes, SPARSE_NUM_CLASSES)

@@ -48,3 +48,13 @@ def test_the_shipped_backbone_loads_frozen():
     assert not any(p.requires_grad for p in backbone.parameters())
     c3, c4, c5 = backbone(torch.zeros(1, 3, 64, 64))
     assert c3.shape[-1] == 8 and c4.shape[-1] == 4 and c5.shape[-1] == 2
+
+
+def test_the_command_refuses_bad_arguments_before_pretraining(tmp_path):
+    from retina_lessons import neutral_backbone
+
+    with pytest.raises(SystemExit):
+        neutral_backbone.main(["--steps", "0", "--out", str(tmp_path / "b.pt")])
+    with pytest.raises(SystemExit):
+        neutral_backbone.main(["--out", str(tmp_path / "no" / "such" / "b.pt")])
+    assert not any(tmp_path.iterdir())  # nothing drawn, trained or written
