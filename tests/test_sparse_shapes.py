@@ -58,3 +58,11 @@ def test_bad_arguments_are_named(kwargs, name):
     kwargs = {"index": 0, **kwargs}
     with pytest.raises(ValueError, match=name):
         render_sparse_scene(**kwargs)
+
+
+def test_scenes_drawn_from_an_offset_are_the_same_scenes():
+    images, boxes, labels = sparse_scenes(5)
+    tail_images, tail_boxes, tail_labels = sparse_scenes(2, first=3)
+    torch.testing.assert_close(tail_images, images[3:])
+    for got, expected in zip(tail_boxes + tail_labels, boxes[3:] + labels[3:]):
+        torch.testing.assert_close(got, expected)
